@@ -1,0 +1,205 @@
+"""Per-customer state, updated by one pure function from events in event time.
+
+The state is small, plain and picklable: it lives in a Faust table in the worker and in
+a dict in ``replay``, and nothing in it needs Kafka.
+
+>>> from schemas.events import parse_event_object
+>>> buy = parse_event_object({"type": "purchase", "event_id": "e1", "customer_id": "c1",
+...                           "ts": 1_300_000_000_000, "amount": 20.0, "cost": 5.0})
+>>> state = apply_event(None, buy)
+>>> state.purchase_count, state.revenue, state.net_value
+(1, 20.0, 15.0)
+>>> apply_event(state, buy) is None   # the same event again is recognised
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from schemas.events import BrowseEvent, FeedbackEvent, PurchaseEvent
+
+AnyEvent = PurchaseEvent | BrowseEvent | FeedbackEvent
+
+DAY_MS = 86_400_000
+#: How many recent event ids a customer remembers, to drop producer-side duplicates.
+RECENT_EVENT_IDS = 16
+#: Ratings at or below this count as negative feedback.
+NEGATIVE_RATING_MAX = 2
+
+
+class SourcePosition(NamedTuple):
+    """Where an event was read from; lets redelivered messages be recognised exactly."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything the service keeps about one customer (see docs/privacy in the README)."""
+
+    customer_id: str
+    first_seen_ms: int
+    last_seen_ms: int
+    last_event_id: str = ""
+    # Purchases: amounts are net of refunds; a refund is not a purchase for recency.
+    purchase_count: int = 0
+    refund_count: int = 0
+    revenue: float = 0.0
+    cost: float = 0.0
+    first_purchase_ms: int | None = None
+    last_purchase_ms: int | None = None
+    gap_count: int = 0
+    gap_mean_days: float = 0.0
+    # Browsing.
+    views: int = 0
+    searches: int = 0
+    cart_adds: int = 0
+    cart_removes: int = 0
+    checkouts: int = 0
+    last_browse_ms: int | None = None
+    # Feedback.
+    feedback_count: int = 0
+    rated_count: int = 0
+    rating_sum: int = 0
+    negative_feedback_count: int = 0
+    last_feedback_ms: int | None = None
+    # Idempotence: highest offset applied per "topic:partition", and recent event ids.
+    offsets: dict[str, int] = field(default_factory=dict)
+    recent_event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def net_value(self) -> float:
+        """Customer value to date: revenue minus cost to serve."""
+        return self.revenue - self.cost
+
+    @property
+    def browse_count(self) -> int:
+        return self.views + self.searches + self.cart_adds + self.cart_removes + self.checkouts
+
+    @property
+    def mean_rating(self) -> float | None:
+        return self.rating_sum / self.rated_count if self.rated_count else None
+
+    def days_since_last_purchase(self, now_ms: int) -> float | None:
+        if self.last_purchase_ms is None:
+            return None
+        return max(0.0, (now_ms - self.last_purchase_ms) / DAY_MS)
+
+    def tenure_days(self, now_ms: int) -> float:
+        return max(0.0, (now_ms - self.first_seen_ms) / DAY_MS)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CustomerState:
+        raw: dict[str, Any] = orjson.loads(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def _copy(state: CustomerState) -> CustomerState:
+    new = dataclasses.replace(state)
+    new.offsets = dict(state.offsets)
+    new.recent_event_ids = list(state.recent_event_ids)
+    return new
+
+
+def is_duplicate(
+    state: CustomerState | None, event: AnyEvent, position: SourcePosition | None
+) -> bool:
+    """True when this event was already applied (redelivered message or repeated id)."""
+    if state is None:
+        return False
+    if position is not None:
+        seen = state.offsets.get(f"{position.topic}:{position.partition}")
+        if seen is not None and position.offset <= seen:
+            return True
+    return event.event_id in state.recent_event_ids
+
+
+def apply_event(
+    state: CustomerState | None, event: AnyEvent, position: SourcePosition | None = None
+) -> CustomerState | None:
+    """The customer's state after ``event``, or ``None`` if the event was already applied.
+
+    The input state is not modified. Event time drives everything: events may arrive out
+    of order across topics, so "last" fields take the maximum event time.
+    """
+    if is_duplicate(state, event, position):
+        return None
+    ts = event.ts_ms
+    if state is None:
+        new = CustomerState(customer_id=event.customer_id, first_seen_ms=ts, last_seen_ms=ts)
+    else:
+        new = _copy(state)
+        new.first_seen_ms = min(new.first_seen_ms, ts)
+        new.last_seen_ms = max(new.last_seen_ms, ts)
+    new.last_event_id = event.event_id
+    if position is not None:
+        new.offsets[f"{position.topic}:{position.partition}"] = position.offset
+    new.recent_event_ids.append(event.event_id)
+    del new.recent_event_ids[:-RECENT_EVENT_IDS]
+
+    if isinstance(event, PurchaseEvent):
+        _apply_purchase(new, event)
+    elif isinstance(event, BrowseEvent):
+        _apply_browse(new, event)
+    else:
+        _apply_feedback(new, event)
+    return new
+
+
+def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
+    state.revenue += event.amount
+    if event.cost is not None:
+        state.cost += event.cost
+    if event.amount < 0:
+        state.refund_count += 1
+        return
+    ts = event.ts_ms
+    state.purchase_count += 1
+    if state.first_purchase_ms is None or ts < state.first_purchase_ms:
+        state.first_purchase_ms = ts
+    if state.last_purchase_ms is None:
+        state.last_purchase_ms = ts
+    elif ts > state.last_purchase_ms:
+        # Only in-order purchases extend the gap statistics; a late one cannot be placed.
+        gap_days = (ts - state.last_purchase_ms) / DAY_MS
+        state.gap_count += 1
+        state.gap_mean_days += (gap_days - state.gap_mean_days) / state.gap_count
+        state.last_purchase_ms = ts
+
+
+def _apply_browse(state: CustomerState, event: BrowseEvent) -> None:
+    match event.action:
+        case "view":
+            state.views += 1
+        case "search":
+            state.searches += 1
+        case "add_to_cart":
+            state.cart_adds += 1
+        case "remove_from_cart":
+            state.cart_removes += 1
+        case "checkout":
+            state.checkouts += 1
+    if state.last_browse_ms is None or event.ts_ms > state.last_browse_ms:
+        state.last_browse_ms = event.ts_ms
+
+
+def _apply_feedback(state: CustomerState, event: FeedbackEvent) -> None:
+    state.feedback_count += 1
+    if event.rating is not None:
+        state.rated_count += 1
+        state.rating_sum += event.rating
+        if event.rating <= NEGATIVE_RATING_MAX:
+            state.negative_feedback_count += 1
+    if state.last_feedback_ms is None or event.ts_ms > state.last_feedback_ms:
+        state.last_feedback_ms = event.ts_ms

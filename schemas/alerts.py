@@ -1,0 +1,71 @@
+"""``RiskAlert``: the record on the alerts topic, a public contract for subscribers.
+
+``alert_id`` is derived from the triggering event and the alert kind, so the same
+alert is recognisable after a worker restart or a rebalance; subscribers may
+de-duplicate on it.
+
+>>> alert_id_for("negative_feedback", "evt-1") == alert_id_for("negative_feedback", "evt-1")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ALERT_SCHEMA_VERSION: Literal["1.0.0"] = "1.0.0"
+
+
+class AlertKind(StrEnum):
+    CHURN_RISK = "churn_risk"
+    NEGATIVE_FEEDBACK = "negative_feedback"
+    SEGMENT_DOWNGRADE = "segment_downgrade"
+    SENTIMENT_SURGE = "sentiment_surge"
+    CART_ABANDONMENT = "cart_abandonment"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AlertReason(BaseModel):
+    """One driver of an alert, in words a person understands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(description="Stable machine-readable driver name.")
+    text: str = Field(description="The driver in plain words.")
+    value: float | None = Field(default=None, description="The driver's value, if numeric.")
+
+
+class RiskAlert(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal["1.0.0"] = ALERT_SCHEMA_VERSION
+    alert_id: str = Field(description="Deterministic: same triggering event and kind, same id.")
+    kind: AlertKind
+    severity: Severity
+    scope: Literal["customer", "global"] = "customer"
+    customer_id: str | None = Field(default=None, description="Null for global alerts.")
+    event_id: str | None = Field(default=None, description="The triggering event.")
+    ts: datetime = Field(description="Event time of the triggering event (UTC).")
+    emitted_at: datetime = Field(description="Wall-clock time the worker emitted it (UTC).")
+    model_version: str
+    reasons: list[AlertReason] = Field(default_factory=list)
+    churn_risk: float | None = Field(default=None, ge=0.0, le=1.0)
+    value_at_risk: float | None = None
+    sentiment_proba: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Probability that the feedback is positive."
+    )
+
+
+def alert_id_for(kind: str, trigger: str) -> str:
+    """A stable id from the alert kind and what triggered it (an event id or a window)."""
+    return hashlib.sha256(f"{kind}\x00{trigger}".encode()).hexdigest()[:32]

@@ -1,0 +1,137 @@
+"""``crm-scorer``: worker, demo, produce, tail, replay tools and schema export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from stream.settings import Settings
+    from stream.worker import run_worker
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run_worker(settings)
+    return 0
+
+
+def _cmd_export_schemas(args: argparse.Namespace) -> int:
+    from schemas.registry import json_schemas, schema_file_text
+
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, schema in json_schemas().items():
+        path = directory / f"{stem}.schema.json"
+        path.write_text(schema_file_text(schema), encoding="utf-8")
+        print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(limit=args.limit, duration_s=args.duration, keep_open_s=args.keep_open)
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from eventdata.events import read_jsonl
+    from stream.producer import produce_lines
+    from stream.settings import Settings
+
+    report = asyncio.run(produce_lines(Settings(), read_jsonl(Path(args.file)), speed=args.speed))
+    for topic, count in sorted(report.by_topic.items()):
+        print(f"{topic}: {count}")
+    if report.unroutable:
+        shown = ", ".join(map(str, report.unroutable[:20]))
+        print(
+            f"not sent, no known type or customer_id: {len(report.unroutable)} line(s): {shown}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from stream.settings import Settings
+    from stream.tail import Stream, run_tail
+
+    which: Stream = "scores" if args.scores else "dead-letters" if args.dead_letters else "alerts"
+    run_tail(
+        Settings(),
+        which,
+        from_beginning=args.from_beginning,
+        limit=args.max,
+        idle_timeout_s=args.idle_timeout,
+        as_json=args.json,
+    )
+    return 0
+
+
+def _cmd_make_events(args: argparse.Namespace) -> int:
+    from eventdata.events import DEMO_DATA, build_events, write_jsonl
+
+    events = build_events(Path(args.data) if args.data else DEMO_DATA, seed=args.seed)
+    write_jsonl(events, Path(args.out))
+    print(f"{len(events)} events -> {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm-scorer",
+        description="Real-time customer-retention scorer. Configuration: CRM_* env vars.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run the stream worker against CRM_KAFKA_BOOTSTRAP")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("demo", help="embedded broker + worker + real data replayed, live")
+    p.add_argument("--duration", type=float, default=45.0, help="replay length in seconds")
+    p.add_argument("--limit", type=int, default=None, help="replay only the first N events")
+    p.add_argument(
+        "--keep-open", type=float, default=0.0, help="seconds to keep the worker up afterwards"
+    )
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("produce", help="send a JSONL file of events to their topics")
+    p.add_argument("file")
+    p.add_argument("--speed", type=float, default=None, help="event-time x wall-time pacing")
+    p.set_defaults(func=_cmd_produce)
+
+    p = sub.add_parser("tail", help="print alerts (default), scores or dead letters")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--alerts", action="store_true")
+    group.add_argument("--scores", action="store_true")
+    group.add_argument("--dead-letters", action="store_true")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, default=None, help="stop after N records")
+    p.add_argument("--idle-timeout", type=float, default=None, help="stop after N idle seconds")
+    p.add_argument("--json", action="store_true", help="raw JSON records")
+    p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser("make-events", help="data set -> EVENTS.jsonl in the public schema")
+    p.add_argument("out")
+    p.add_argument("--data", help="data folder (default: the shipped extract)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=_cmd_make_events)
+
+    p = sub.add_parser("export-schemas", help="write the JSON Schema files of every record")
+    p.add_argument("dir", nargs="?", default=str(Path(__file__).parent.parent / "schemas/json"))
+    p.set_defaults(func=_cmd_export_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""``crm-scorer demo``: embedded broker, a real worker, real data replayed fast, and
+what comes out shown live in the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from eventdata.events import build_events
+from stream.broker import EmbeddedBroker, free_port
+from stream.producer import ProduceReport, produce_lines
+from stream.settings import Settings
+from stream.tail import Stream, describe, records
+
+#: Consumer-group timings that make a single local worker ready in seconds.
+FAST_GROUP_ENV = {
+    "CRM_BROKER_SESSION_TIMEOUT_S": "6",
+    "CRM_BROKER_HEARTBEAT_INTERVAL_S": "1",
+    "CRM_BROKER_REBALANCE_TIMEOUT_S": "3",
+}
+#: Three malformed messages, so the dead-letter path is visible too.
+BAD_MESSAGES = [
+    b"{not json",
+    b'{"type": "purchase", "event_id": "bad-1", "customer_id": "12345", "ts": 1300000000000}',
+    b'{"type": "purchase", "event_id": "bad-2", "customer_id": "12345", '
+    b'"ts": "yesterday", "amount": "lots"}',
+]
+
+
+class WorkerProcess:
+    """``crm-scorer worker`` in a child process, with its log in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.web_port = int(env["CRM_WEB_PORT"])
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.web_port}{path}"
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=timeout) as resp:
+                return int(resp.status), bytes(resp.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
+
+    def wait_ready(self, timeout_s: float = 60.0) -> float:
+        """Seconds until ``/ready`` answered 200; raises if the worker dies or is late."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"worker exited with {self.proc.returncode}; log: {self.log_path}"
+                )
+            with contextlib.suppress(OSError):
+                if self.get("/ready", timeout=1.0)[0] == 200:
+                    return time.monotonic() - started
+            time.sleep(0.1)
+        raise TimeoutError(f"worker not ready after {timeout_s}s; log: {self.log_path}")
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def worker_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env.update(FAST_GROUP_ENV)
+    env.update(
+        CRM_KAFKA_BOOTSTRAP=bootstrap,
+        CRM_TABLE_STORE="memory",
+        CRM_DATA_DIR=str(data_dir),
+        CRM_WEB_PORT=str(free_port()),
+        CRM_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
+class Screen:
+    """Live lines above a progress line that redraws in place on a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self._last_plain = 0.0
+
+    def line(self, text: str) -> None:
+        print(("\r\033[K" if self.tty else "") + text, flush=True)
+
+    def progress(self, text: str, force: bool = False) -> None:
+        if self.tty:
+            print("\r\033[K" + text, end="", flush=True)
+        elif force or time.monotonic() - self._last_plain > 5:
+            self._last_plain = time.monotonic()
+            print(text, flush=True)
+
+
+async def _show(
+    settings: Settings,
+    screen: Screen,
+    which: Stream,
+    counts: dict[str, int],
+    latest: dict[str, dict[str, Any]],
+    stop: list[bool],
+) -> None:
+    async for record in records(settings, which, stop=lambda: stop[0]):
+        counts[which] += 1
+        if which == "scores":
+            latest[record["customer_id"]] = record
+            if counts[which] % 1000 == 1:
+                screen.line("score  " + describe(which, record))
+        else:
+            screen.line(("ALERT  " if which == "alerts" else "DEAD   ") + describe(which, record))
+
+
+async def _replay(
+    settings: Settings, events: list[dict[str, Any]], speed: float, screen: Screen
+) -> tuple[ProduceReport, dict[str, int], dict[str, Any]]:
+    counts = {"alerts": 0, "scores": 0, "dead-letters": 0}
+    latest: dict[str, dict[str, Any]] = {}
+    stop = [False]
+    watchers = [
+        asyncio.create_task(_show(settings, screen, which, counts, latest, stop))
+        for which in ("alerts", "scores", "dead-letters")
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    for bad in BAD_MESSAGES:
+        await producer.send_and_wait(settings.topic_purchases, bad, key=b"12345")
+    await producer.stop()
+
+    total = len(events)
+
+    def on_sent(report: ProduceReport) -> None:
+        if report.sent % 50 == 0 or report.sent == total:
+            ts = datetime.fromtimestamp(events[report.sent - 1]["ts"] / 1000, UTC)
+            filled = int(30 * report.sent / total)
+            screen.progress(
+                f"[{'#' * filled}{'.' * (30 - filled)}] {report.sent:,}/{total:,} events "
+                f"| event time {ts:%Y-%m-%d} | scores {counts['scores']:,} "
+                f"| alerts {counts['alerts']:,} | dead letters {counts['dead-letters']:,}"
+            )
+
+    report = await produce_lines(
+        settings, (orjson.dumps(e) for e in events), speed=speed, on_sent=on_sent
+    )
+    # Wait for the worker to catch up: one score per event, one dead letter per bad message.
+    deadline = time.monotonic() + 60
+    # The counters are bumped by the watcher tasks; polling them is the simple, bounded wait.
+    while time.monotonic() < deadline and (  # noqa: ASYNC110
+        counts["scores"] < report.sent or counts["dead-letters"] < len(BAD_MESSAGES)
+    ):
+        await asyncio.sleep(0.2)
+    stop[0] = True
+    await asyncio.gather(*watchers)
+    return report, counts, latest
+
+
+@contextlib.contextmanager
+def _broker(screen: Screen) -> Iterator[str]:
+    configured = os.environ.get("CRM_KAFKA_BOOTSTRAP")
+    if configured:
+        screen.line(f"using the configured Kafka at {configured}")
+        yield configured
+        return
+    with EmbeddedBroker() as broker:
+        screen.line(f"embedded broker (Tansu, in memory) on {broker.bootstrap}")
+        yield broker.bootstrap
+
+
+def run_demo(*, limit: int | None, duration_s: float, keep_open_s: float) -> int:
+    screen = Screen()
+    events = build_events()
+    if limit is not None:
+        events = events[:limit]
+    span_s = (events[-1]["ts"] - events[0]["ts"]) / 1000
+    speed = max(span_s / duration_s, 1.0)
+    screen.line(
+        f"{len(events):,} events from the shipped extract of Online Retail (purchases), "
+        "real review texts (feedback) and seeded synthetic browsing"
+    )
+    with tempfile.TemporaryDirectory(prefix="crm-demo-") as tmp, _broker(screen) as bootstrap:
+        env = worker_env(bootstrap, Path(tmp) / "worker")
+        settings = Settings(kafka_bootstrap=bootstrap)
+        worker = WorkerProcess(env, Path(tmp) / "worker.log")
+        try:
+            ready = worker.wait_ready()
+            screen.line(f"worker ready in {ready:.1f}s; metrics at {worker.url('/metrics')}")
+            screen.line(f"replaying at {speed:,.0f}x event time (about {duration_s:.0f}s)")
+            report, counts, latest = asyncio.run(_replay(settings, events, speed, screen))
+            screen.progress("", force=False)
+            _summary(screen, worker, report, counts, latest)
+            if keep_open_s > 0:
+                screen.line(f"worker stays up {keep_open_s:.0f}s: curl {worker.url('/metrics')}")
+                time.sleep(keep_open_s)
+        finally:
+            code = worker.stop()
+    return 0 if code == 0 else 1
+
+
+def _summary(
+    screen: Screen,
+    worker: WorkerProcess,
+    report: ProduceReport,
+    counts: dict[str, int],
+    latest: dict[str, dict[str, Any]],
+) -> None:
+    screen.line("")
+    screen.line(
+        f"sent {report.sent:,} events + {len(BAD_MESSAGES)} malformed; received "
+        f"{counts['scores']:,} scores, {counts['alerts']:,} alerts, "
+        f"{counts['dead-letters']:,} dead letters"
+    )
+    status, body = worker.get("/metrics")
+    screen.line(f"GET /metrics -> {status}; the event counters:")
+    for text in body.decode().splitlines():
+        if text.startswith(("crm_events_total", "crm_dead_letters_total", "crm_alerts_emitted_t")):
+            screen.line("  " + text)
+    top = sorted(latest.values(), key=lambda r: r["net_value"], reverse=True)[:5]
+    screen.line("top customers by net value (latest score per customer):")
+    for record in top:
+        screen.line("  " + describe("scores", record))

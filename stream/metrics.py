@@ -1,0 +1,17 @@
+"""Prometheus metrics of the worker (prometheus-client, served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+EVENTS = Counter(
+    "crm_events_total",
+    "Input messages handled, by topic and outcome (ok, duplicate, rerouted, dead_lettered).",
+    ["topic", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "crm_dead_letters_total",
+    "Input messages sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
+)
+ALERTS = Counter("crm_alerts_emitted_total", "Risk alerts published, by kind.", ["kind"])

@@ -1,0 +1,103 @@
+"""The one way in for configuration: environment variables prefixed ``CRM_``.
+
+Every field below is documented in the README's configuration table, which a test keeps
+in step with this class.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.wire import DEFAULT_MAX_MESSAGE_BYTES
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    app_id: str = Field(
+        default="crm-scorer",
+        description="Consumer group and prefix of the worker's internal (changelog) topics.",
+    )
+    topic_purchases: str = Field(default="crm.purchases", description="Purchase events in.")
+    topic_browsing: str = Field(default="crm.browsing", description="Browse events in.")
+    topic_feedback: str = Field(default="crm.feedback", description="Feedback events in.")
+    topic_alerts: str = Field(default="crm.alerts", description="Risk alerts out.")
+    topic_scores: str = Field(
+        default="crm.customer-scores",
+        description="Latest scores per customer out (compacted, keyed by customer).",
+    )
+    topic_dead_letter: str = Field(
+        default="crm.dead-letter", description="Rejected input with the reason."
+    )
+    topic_partitions: int = Field(
+        default=8,
+        ge=1,
+        description="Partitions of every topic the worker creates; all input topics must match.",
+    )
+    topic_replicas: int = Field(
+        default=1, ge=1, description="Replication factor of created topics."
+    )
+    create_topics: bool = Field(
+        default=True, description="Create missing topics at start-up (off where ops own topics)."
+    )
+    table_store: Literal["memory", "rocksdb"] = Field(
+        default="rocksdb",
+        description="Where tables live between changelog recoveries: rocksdb (via rocksdict) "
+        "keeps state on disk, memory rebuilds it from the changelog at each start.",
+    )
+    data_dir: Path = Field(
+        default=Path("var/crm-scorer"), description="Worker data directory (table store)."
+    )
+    web_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints bind to.")
+    web_port: int = Field(
+        default=6066, ge=0, le=65535, description="HTTP port (/health, /metrics)."
+    )
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=256, description="Larger input is dead-lettered."
+    )
+    dead_letter_max_value_bytes: int = Field(
+        default=512 * 1024,
+        ge=0,
+        description="Original bytes kept in a dead letter; the rest is cut (value_truncated).",
+    )
+    broker_session_timeout_s: float = Field(
+        default=60.0, gt=0, description="Consumer group session timeout."
+    )
+    broker_heartbeat_interval_s: float = Field(
+        default=3.0, gt=0, description="Consumer group heartbeat interval."
+    )
+    broker_rebalance_timeout_s: float = Field(
+        default=60.0, gt=0, description="Consumer group rebalance timeout."
+    )
+    commit_interval_s: float = Field(
+        default=2.8, gt=0, description="How often consumed offsets are committed."
+    )
+    log_level: str = Field(default="info", description="Worker log level.")
+
+    @cached_property
+    def faust_broker(self) -> str:
+        """``host:port,host:port`` as Faust's ``kafka://host:port;host:port`` URL list."""
+        hosts = [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
+        return ";".join(h if "://" in h else f"kafka://{h}" for h in hosts)
+
+    @cached_property
+    def bootstrap_servers(self) -> list[str]:
+        """Plain ``host:port`` list for aiokafka clients."""
+        return [h.split("://", 1)[-1] for h in self.faust_broker.split(";")]
+
+    @property
+    def input_topics(self) -> dict[str, Literal["purchase", "browse", "feedback"]]:
+        return {
+            self.topic_purchases: "purchase",
+            self.topic_browsing: "browse",
+            self.topic_feedback: "feedback",
+        }

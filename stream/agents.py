@@ -3,6 +3,11 @@
 Errors at the Kafka edge are logged with topic, partition and offset, and decided
 explicitly: bad input and processing failures go to the dead-letter topic and the
 agent goes on; nothing is dropped silently.
+
+Everything is published with ``send_soon``: one ordered producer buffer for all agents,
+so a customer's scores reach their partition in processing order (awaited ``send`` calls
+from three agents can wake out of order under back-pressure), and Faust flushes that
+buffer before it commits offsets, which keeps delivery at-least-once.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ class TopicHandler:
         self.expected = expected
         self.settings = sa.settings
 
-    async def handle(self, message: Any) -> None:
+    def handle(self, message: Any) -> None:
         where = (message.topic, message.partition, message.offset)
         try:
             event = decode_event(
@@ -64,14 +69,14 @@ class TopicHandler:
                 max_bytes=self.settings.max_message_bytes,
             )
         except Rejected as rej:
-            await self.dead_letter(message, rej.code, rej.reason)
+            self.dead_letter(message, rej.code, rej.reason)
             return
         customer_id = event.customer_id
         partition = partition_for(customer_id, self.sa.input_partitions)
         if message.partition != partition:
             # Mis-keyed or foreign-partitioned: forward to where this customer's state lives.
             topic, _ = self.sa.topics.inputs[message.topic]
-            await topic.send(key=customer_id.encode(), value=message.value, partition=partition)
+            topic.send_soon(key=customer_id.encode(), value=message.value, partition=partition)
             metrics.EVENTS.labels(message.topic, "rerouted").inc()
             log.info("rerouted %s[%d]@%d to partition %d", *where, partition)
             return
@@ -81,20 +86,20 @@ class TopicHandler:
             result = self.processor.process(before, event, SourcePosition(*where))
         except Exception as exc:  # a bug must not stop the partition: park the message
             log.exception("processing failed at %s[%d]@%d", *where)
-            await self.dead_letter(message, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
+            self.dead_letter(message, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
             return
         if result is None:
             metrics.EVENTS.labels(message.topic, "duplicate").inc()
             return
         self.sa.customers[customer_id] = result.state.to_bytes()
         key = customer_id.encode()
-        await self.sa.topics.scores.send(key=key, value=result.score.model_dump_json().encode())
+        self.sa.topics.scores.send_soon(key=key, value=result.score.model_dump_json().encode())
         for alert in result.alerts:
-            await self.sa.topics.alerts.send(key=key, value=alert.model_dump_json().encode())
+            self.sa.topics.alerts.send_soon(key=key, value=alert.model_dump_json().encode())
             metrics.ALERTS.labels(alert.kind.value).inc()
         metrics.EVENTS.labels(message.topic, "ok").inc()
 
-    async def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
+    def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
         log.warning(
             "dead-lettered %s[%d]@%d (%s): %s",
             message.topic,
@@ -106,7 +111,7 @@ class TopicHandler:
         record = dead_letter_record(
             message, code, reason, self.settings.dead_letter_max_value_bytes
         )
-        await self.sa.topics.dead_letter.send(
+        self.sa.topics.dead_letter.send_soon(
             key=message.key, value=orjson.dumps(record.model_dump(mode="json"))
         )
         metrics.EVENTS.labels(message.topic, "dead_lettered").inc()
@@ -119,6 +124,6 @@ def register(sa: ScorerApp, processor: EventProcessor) -> None:
 
         async def agent(stream: Any, handler: TopicHandler = handler) -> None:
             async for event in stream.events():
-                await handler.handle(event.message)
+                handler.handle(event.message)
 
         sa.app.agent(topic, name=f"consume-{name}")(agent)

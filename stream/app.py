@@ -65,6 +65,7 @@ def build_app(
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,

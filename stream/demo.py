@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,17 +18,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from eventdata.events import build_events
-from stream.broker import EmbeddedBroker, free_port
+from stream.broker import EmbeddedBroker
 from stream.producer import ProduceReport, produce_lines
 from stream.settings import Settings
 from stream.tail import Stream, describe, records
+from stream.workerproc import WorkerProcess, worker_env
 
-#: Consumer-group timings that make a single local worker ready in seconds.
-FAST_GROUP_ENV = {
-    "CRM_BROKER_SESSION_TIMEOUT_S": "6",
-    "CRM_BROKER_HEARTBEAT_INTERVAL_S": "1",
-    "CRM_BROKER_REBALANCE_TIMEOUT_S": "3",
-}
 #: Three malformed messages, so the dead-letter path is visible too.
 BAD_MESSAGES = [
     b"{not json",
@@ -38,71 +31,6 @@ BAD_MESSAGES = [
     b'{"type": "purchase", "event_id": "bad-2", "customer_id": "12345", '
     b'"ts": "yesterday", "amount": "lots"}',
 ]
-
-
-class WorkerProcess:
-    """``crm-scorer worker`` in a child process, with its log in a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.web_port = int(env["CRM_WEB_PORT"])
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker"],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.web_port}{path}"
-
-    def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as resp:
-                return int(resp.status), bytes(resp.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), bytes(exc.read())
-
-    def wait_ready(self, timeout_s: float = 60.0) -> float:
-        """Seconds until ``/ready`` answered 200; raises if the worker dies or is late."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"worker exited with {self.proc.returncode}; log: {self.log_path}"
-                )
-            with contextlib.suppress(OSError):
-                if self.get("/ready", timeout=1.0)[0] == 200:
-                    return time.monotonic() - started
-            time.sleep(0.1)
-        raise TimeoutError(f"worker not ready after {timeout_s}s; log: {self.log_path}")
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return int(self.proc.returncode)
-
-
-def worker_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env.update(FAST_GROUP_ENV)
-    env.update(
-        CRM_KAFKA_BOOTSTRAP=bootstrap,
-        CRM_TABLE_STORE="memory",
-        CRM_DATA_DIR=str(data_dir),
-        CRM_WEB_PORT=str(free_port()),
-        CRM_LOG_LEVEL="warning",
-    )
-    env.update(extra)
-    return env
 
 
 class Screen:

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=2.8, gt=0, description="How often consumed offsets are committed."
     )
+    producer_max_batch_bytes: int = Field(
+        default=16_384,
+        ge=1,
+        description="Largest record batch the worker's producer builds per partition.",
+    )
     log_level: str = Field(default="info", description="Worker log level.")
 
     @cached_property

@@ -1,0 +1,238 @@
+"""A real worker process on the embedded broker: state, dead letters, alerts, restart."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.broker import EmbeddedBroker
+from stream.settings import Settings
+from tests.conftest import StartWorker
+from tests.factories import BASE_TS, DAY, browse, feedback, purchase
+from tests.kafka import collect, latest_by_customer, metric, send
+
+pytestmark = pytest.mark.broker
+
+ACTIONS = ["view", "search", "add_to_cart", "remove_from_cart", "checkout"]
+
+
+def make_events(seed: int, customers: int, per_customer: int, prefix: str) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    events = []
+    for c in range(customers):
+        customer = f"cust-{c}"
+        for i in range(per_customer):
+            ts = BASE_TS + rng.randint(0, 200) * DAY + rng.randint(0, DAY)
+            eid = f"{prefix}-{c}-{i}"
+            kind = rng.random()
+            if kind < 0.3:
+                amount = round(rng.uniform(-20, 200), 2)
+                events.append(purchase(eid, customer, ts, amount, cost=round(amount / 4, 2)))
+            elif kind < 0.85:
+                events.append(browse(eid, customer, ts, rng.choice(ACTIONS)))
+            else:
+                extra = {"rating": rng.randint(1, 5)} if rng.random() < 0.7 else {}
+                events.append(feedback(eid, customer, ts, rng.choice(["好", "bad", "ok"]), **extra))
+    rng.shuffle(events)
+    return events
+
+
+def expected_state(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the events imply per customer, computed independently of models.features."""
+    out: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "purchase_count": 0,
+            "refund_count": 0,
+            "revenue": 0.0,
+            "cost": 0.0,
+            "browse_count": 0,
+            "cart_adds": 0,
+            "feedback_count": 0,
+            "ratings": [],
+            "first": None,
+            "last": None,
+        }
+    )
+    for e in events:
+        s = out[e["customer_id"]]
+        s["first"] = e["ts"] if s["first"] is None else min(s["first"], e["ts"])
+        s["last"] = e["ts"] if s["last"] is None else max(s["last"], e["ts"])
+        if e["type"] == "purchase":
+            s["revenue"] += e["amount"]
+            s["cost"] += e.get("cost", 0.0)
+            s["refund_count" if e["amount"] < 0 else "purchase_count"] += 1
+        elif e["type"] == "browse":
+            s["browse_count"] += 1
+            s["cart_adds"] += e["action"] == "add_to_cart"
+        else:
+            s["feedback_count"] += 1
+            if "rating" in e:
+                s["ratings"].append(e["rating"])
+    return dict(out)
+
+
+def assert_scores_match(
+    latest: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]
+) -> None:
+    assert set(latest) == set(expected)
+    for customer, exp in expected.items():
+        got = latest[customer]
+        for name in (
+            "purchase_count",
+            "refund_count",
+            "browse_count",
+            "cart_adds",
+            "feedback_count",
+        ):
+            assert got[name] == exp[name], (customer, name)
+        assert got["revenue"] == pytest.approx(exp["revenue"]), customer
+        assert got["cost"] == pytest.approx(exp["cost"]), customer
+        assert got["net_value"] == pytest.approx(exp["revenue"] - exp["cost"]), customer
+        ratings = exp["ratings"]
+        assert got["mean_rating"] == (
+            pytest.approx(sum(ratings) / len(ratings)) if ratings else None
+        )
+        assert got["first_seen"] == _iso(exp["first"]) and got["last_seen"] == _iso(exp["last"])
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def wire(settings: Settings, events: list[dict[str, Any]]) -> list[tuple[str, bytes, bytes]]:
+    topic = {kind: name for name, kind in settings.input_topics.items()}
+    return [(topic[e["type"]], e["customer_id"].encode(), orjson.dumps(e)) for e in events]
+
+
+def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Any:
+    def done(records: list[dict[str, Any]]) -> bool:
+        latest = latest_by_customer(records)
+        return all(
+            c in latest
+            and latest[c]["purchase_count"]
+            + latest[c]["refund_count"]
+            + latest[c]["browse_count"]
+            + latest[c]["feedback_count"]
+            == e["purchase_count"] + e["refund_count"] + e["browse_count"] + e["feedback_count"]
+            for c, e in expected.items()
+        )
+
+    return done
+
+
+def test_mixed_batch_state_dead_letters_alerts(
+    broker: EmbeddedBroker, start_worker: StartWorker
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    worker = start_worker(CRM_MAX_MESSAGE_BYTES="2048")
+    ready_s = worker.wait_ready()
+    print(f"worker startup to ready: {ready_s:.2f}s")
+    assert ready_s < 15
+
+    events = make_events(seed=1, customers=20, per_customer=15, prefix="a")
+    good = wire(settings, events)
+    # A repeated event (producer retry) and a keyless one (lands anywhere, is rerouted).
+    good.append(good[0])
+    keyless = purchase("keyless-1", "cust-3", BASE_TS + 5 * DAY, 12.5)
+    events.append(keyless)
+    good.append((settings.topic_purchases, None, orjson.dumps(keyless)))  # type: ignore[arg-type]
+
+    valid_browse = orjson.dumps(browse("x1", "cust-1", BASE_TS, "view"))
+    bad = {
+        "not_json": b'{"type": "purchase", "event_id": ',
+        "invalid": orjson.dumps(
+            {"type": "purchase", "event_id": "x", "customer_id": "c", "ts": BASE_TS}
+        ),
+        "wrong_topic": valid_browse,
+        "oversized": orjson.dumps(feedback("x2", "cust-1", BASE_TS, "x" * 3000)),
+        "empty": b"",
+    }
+    bad_utf8 = b'{"type": "purchase", "event_id": "\xff\xfe", "customer_id": "c"}'
+    nan_amount = b'{"type":"purchase","event_id":"x3","customer_id":"c","ts":1,"amount":NaN}'
+    naive_ts = orjson.dumps(purchase("x4", "c", 0, 1.0) | {"ts": "2011-01-01T00:00:00"})
+    malformed = [
+        (settings.topic_purchases, b"k", bad["not_json"], "not_json"),
+        (settings.topic_purchases, b"c", bad["invalid"], "invalid"),
+        (settings.topic_purchases, b"cust-1", bad["wrong_topic"], "wrong_topic"),
+        (settings.topic_feedback, b"cust-1", bad["oversized"], "oversized"),
+        (settings.topic_browsing, b"k", bad["empty"], "empty"),
+        (settings.topic_purchases, b"c", bad_utf8, "not_json"),
+        (settings.topic_purchases, b"c", nan_amount, "not_json"),
+        (settings.topic_purchases, b"c", naive_ts, "invalid"),
+    ]
+    messages = good[:100] + [(t, k, v) for t, k, v, _ in malformed] + good[100:]
+    send(settings, messages)
+
+    expected = expected_state(events)
+    latest = latest_by_customer(collect(settings, "scores", scores_caught_up(expected)))
+    assert_scores_match(latest, expected)
+
+    dead = collect(settings, "dead-letters", lambda r: len(r) >= len(malformed), timeout_s=30)
+    assert len(dead) == len(malformed)
+    by_value = {}
+    for record in dead:
+        assert record["reason"], record
+        assert record["offset"] >= 0 and record["partition"] >= 0
+        value = (
+            b""
+            if record["value_b64"] is None
+            else __import__("base64").b64decode(record["value_b64"])
+        )
+        by_value[(record["topic"], value)] = record["reason_code"]
+    for topic, _, value, code in malformed:
+        assert by_value[(topic, value)] == code, (topic, value[:40])
+
+    rated_negative = [e for e in events if e["type"] == "feedback" and e.get("rating", 5) <= 2]
+    alerts = collect(settings, "alerts", lambda r: len(r) >= len(rated_negative), timeout_s=30)
+    assert sorted(a["event_id"] for a in alerts) == sorted(e["event_id"] for e in rated_negative)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts)
+
+    assert worker.proc.poll() is None
+    assert worker.get("/health")[0] == 200
+    assert worker.get("/ready")[0] == 200
+    assert metric(worker, "crm_events_total", outcome="dead_lettered") == len(malformed)
+    assert metric(worker, "crm_events_total", outcome="ok") == len(events)
+    assert metric(worker, "crm_events_total", outcome="duplicate") == 1
+    assert metric(worker, "crm_events_total", outcome="rerouted") in (0, 1)
+    assert metric(worker, "crm_dead_letters_total", reason="oversized") == 1
+
+
+@pytest.mark.parametrize(
+    ("store", "same_data_dir"),
+    [("memory", True), ("rocksdb", False), ("rocksdb", True)],
+    ids=["memory", "rocksdb-new-disk", "rocksdb-same-disk"],
+)
+def test_restarted_worker_recovers_state_from_the_changelog(
+    broker: EmbeddedBroker,
+    start_worker: StartWorker,
+    tmp_path: Any,
+    store: str,
+    same_data_dir: bool,
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    first = start_worker("w1", CRM_TABLE_STORE=store, CRM_DATA_DIR=str(tmp_path / "d1"))
+    first.wait_ready()
+    batch_a = make_events(seed=2, customers=12, per_customer=10, prefix="a")
+    send(settings, wire(settings, batch_a))
+    collect(settings, "scores", scores_caught_up(expected_state(batch_a)))
+    assert first.stop() == 0
+
+    data_dir = tmp_path / ("d1" if same_data_dir else "d2")
+    second = start_worker("w2", CRM_TABLE_STORE=store, CRM_DATA_DIR=str(data_dir))
+    started = time.monotonic()
+    second.wait_ready()
+    print(f"restart to ready ({store}): {time.monotonic() - started:.2f}s")
+    batch_b = make_events(seed=3, customers=12, per_customer=5, prefix="b")
+    send(settings, wire(settings, batch_b))
+    expected = expected_state(batch_a + batch_b)
+    latest = latest_by_customer(collect(settings, "scores", scores_caught_up(expected)))
+    assert_scores_match(latest, expected)
+    # The new worker processed only batch B: batch A's state came from the changelog.
+    assert metric(second, "crm_events_total", outcome="ok") == len(batch_b)

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     )
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints bind to.")
     web_port: int = Field(
-        default=6066, ge=0, le=65535, description="HTTP port (/health, /metrics)."
+        default=6066, ge=0, le=65535, description="HTTP port (/health, /ready, /metrics)."
     )
     max_message_bytes: int = Field(
         default=DEFAULT_MAX_MESSAGE_BYTES, ge=256, description="Larger input is dead-lettered."
@@ -106,3 +106,17 @@ class Settings(BaseSettings):
             self.topic_browsing: "browse",
             self.topic_feedback: "feedback",
         }
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from :class:`Settings`."""
+    rows = ["| env var | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = default.value if hasattr(default, "value") else default
+        rows.append(f"| `CRM_{name.upper()}` | `{shown}` | {info.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

@@ -236,3 +236,5 @@ def test_restarted_worker_recovers_state_from_the_changelog(
     assert_scores_match(latest, expected)
     # The new worker processed only batch B: batch A's state came from the changelog.
     assert metric(second, "crm_events_total", outcome="ok") == len(batch_b)
+    if store == "rocksdb":  # the table really is on disk (RocksDB via rocksdict)
+        assert list(data_dir.rglob("CURRENT")), "no RocksDB database under the data dir"

@@ -1,0 +1,1 @@
+"""The Kafka/Faust layer: app, agents, web views, settings, CLI, embedded broker."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from typing import Any
@@ -127,6 +130,19 @@ def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Any:
     return done
 
 
+def run_cli(broker: EmbeddedBroker, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env["CRM_KAFKA_BOOTSTRAP"] = broker.bootstrap
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_mixed_batch_state_dead_letters_alerts(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
@@ -203,6 +219,12 @@ def test_mixed_batch_state_dead_letters_alerts(
     assert metric(worker, "crm_events_total", outcome="rerouted") in (0, 1)
     assert metric(worker, "crm_dead_letters_total", reason="oversized") == 1
 
+    tailed = run_cli(broker, "tail", "--dead-letters", "--from-beginning", "--max", "8")
+    assert tailed.returncode == 0, tailed.stderr
+    assert sorted(
+        line.split("  ")[1].split(":")[0] for line in tailed.stdout.splitlines()
+    ) == sorted(code for *_, code in malformed)
+
 
 @pytest.mark.parametrize(
     ("store", "same_data_dir"),
@@ -230,7 +252,10 @@ def test_restarted_worker_recovers_state_from_the_changelog(
     second.wait_ready()
     print(f"restart to ready ({store}): {time.monotonic() - started:.2f}s")
     batch_b = make_events(seed=3, customers=12, per_customer=5, prefix="b")
-    send(settings, wire(settings, batch_b))
+    events_file = tmp_path / "batch_b.jsonl"
+    events_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch_b))
+    produced = run_cli(broker, "produce", str(events_file))
+    assert produced.returncode == 0, produced.stderr
     expected = expected_state(batch_a + batch_b)
     latest = latest_by_customer(collect(settings, "scores", scores_caught_up(expected)))
     assert_scores_match(latest, expected)

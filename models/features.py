@@ -30,6 +30,8 @@ DAY_MS = 86_400_000
 RECENT_EVENT_IDS = 16
 #: Ratings at or below this count as negative feedback.
 NEGATIVE_RATING_MAX = 2
+#: Half-life of the recency-weighted activity counters.
+ACTIVITY_HALF_LIFE_DAYS = 60.0
 
 
 class SourcePosition(NamedTuple):
@@ -64,12 +66,23 @@ class CustomerState:
     cart_removes: int = 0
     checkouts: int = 0
     last_browse_ms: int | None = None
+    # Recency-weighted activity (exponential decay, half-life ACTIVITY_HALF_LIFE_DAYS),
+    # all decayed to decayed_at_ms; read them through decayed().
+    purchases_decayed: float = 0.0
+    spend_decayed: float = 0.0
+    browse_decayed: float = 0.0
+    decayed_at_ms: int | None = None
     # Feedback.
     feedback_count: int = 0
     rated_count: int = 0
     rating_sum: int = 0
     negative_feedback_count: int = 0
     last_feedback_ms: int | None = None
+    # Sentiment of feedback, P(positive) from the rating or the sentiment model.
+    sentiment_sum: float = 0.0
+    sentiment_count: int = 0
+    # The customer's current segment (cluster id, -1 before the first), for hysteresis.
+    segment_id: int = -1
     # Idempotence: highest offset applied per "topic:partition", and recent event ids.
     offsets: dict[str, int] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)
@@ -87,6 +100,16 @@ class CustomerState:
     def mean_rating(self) -> float | None:
         return self.rating_sum / self.rated_count if self.rated_count else None
 
+    @property
+    def mean_sentiment(self) -> float | None:
+        return self.sentiment_sum / self.sentiment_count if self.sentiment_count else None
+
+    def decayed(self, value: float, now_ms: int) -> float:
+        """One of the ``*_decayed`` counters as seen at event time ``now_ms``."""
+        if self.decayed_at_ms is None or now_ms <= self.decayed_at_ms:
+            return value
+        return value * _decay(now_ms - self.decayed_at_ms)
+
     def days_since_last_purchase(self, now_ms: int) -> float | None:
         if self.last_purchase_ms is None:
             return None
@@ -103,6 +126,26 @@ class CustomerState:
         raw: dict[str, Any] = orjson.loads(data)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def _decay(elapsed_ms: int) -> float:
+    return float(0.5 ** (elapsed_ms / (ACTIVITY_HALF_LIFE_DAYS * DAY_MS)))
+
+
+def _bump_activity(
+    state: CustomerState, ts: int, purchases: float, spend: float, browse: float
+) -> None:
+    """Decay the activity counters to ``ts`` (never backwards), then add."""
+    if state.decayed_at_ms is not None and ts > state.decayed_at_ms:
+        factor = _decay(ts - state.decayed_at_ms)
+        state.purchases_decayed *= factor
+        state.spend_decayed *= factor
+        state.browse_decayed *= factor
+    if state.decayed_at_ms is None or ts > state.decayed_at_ms:
+        state.decayed_at_ms = ts
+    state.purchases_decayed += purchases
+    state.spend_decayed += spend
+    state.browse_decayed += browse
 
 
 def _copy(state: CustomerState) -> CustomerState:
@@ -166,6 +209,7 @@ def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
         return
     ts = event.ts_ms
     state.purchase_count += 1
+    _bump_activity(state, ts, 1.0, event.amount, 0.0)
     if state.first_purchase_ms is None or ts < state.first_purchase_ms:
         state.first_purchase_ms = ts
     if state.last_purchase_ms is None:
@@ -179,6 +223,7 @@ def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
 
 
 def _apply_browse(state: CustomerState, event: BrowseEvent) -> None:
+    _bump_activity(state, event.ts_ms, 0.0, 0.0, 1.0)
     match event.action:
         case "view":
             state.views += 1
@@ -201,5 +246,13 @@ def _apply_feedback(state: CustomerState, event: FeedbackEvent) -> None:
         state.rating_sum += event.rating
         if event.rating <= NEGATIVE_RATING_MAX:
             state.negative_feedback_count += 1
+        if event.rating != 3:
+            record_sentiment(state, 1.0 if event.rating > 3 else 0.0)
     if state.last_feedback_ms is None or event.ts_ms > state.last_feedback_ms:
         state.last_feedback_ms = event.ts_ms
+
+
+def record_sentiment(state: CustomerState, proba_positive: float) -> None:
+    """Count one feedback's sentiment (from its rating, or predicted when unrated)."""
+    state.sentiment_sum += proba_positive
+    state.sentiment_count += 1

@@ -2,20 +2,12 @@
 event and scores a customer's state at an event time.
 
 Models plug in by implementing :class:`CustomerScorer`; nothing in ``stream/`` changes.
-
->>> from schemas.events import parse_event_object
->>> from models.features import apply_event
->>> e = parse_event_object({"type": "purchase", "event_id": "e1", "customer_id": "c1",
-...                         "ts": 1_300_000_000_000, "amount": 20.0})
->>> scorer = StateOnlyScorer()
->>> state = apply_event(None, e)
->>> scorer.learn_one(None, state, e)
->>> scorer.score_one(state, e.ts_ms) == Scores()
-True
+``models.retention.RetentionModels`` is the implementation the worker and ``replay`` use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -29,6 +21,7 @@ class Scores:
     churn_risk: float | None = None
     churn_tier: Literal["low", "medium", "high"] | None = None
     segment: str | None = None
+    segment_id: int | None = None
     sentiment: Literal["positive", "negative"] | None = None
     sentiment_proba: float | None = None
     clv: float | None = None
@@ -40,6 +33,9 @@ class CustomerScorer(Protocol):
 
     model_version: str
 
+    def advance(self, now_ms: int, customers: Callable[[], Iterable[CustomerState]]) -> None:
+        """Move the models' event-time clock; ``customers`` lists the known states."""
+
     def learn_one(
         self, before: CustomerState | None, after: CustomerState, event: AnyEvent
     ) -> None:
@@ -47,17 +43,3 @@ class CustomerScorer(Protocol):
 
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         """Score ``state`` at event time ``now_ms`` (``event``: the one just applied)."""
-
-
-class StateOnlyScorer:
-    """A scorer with no models: the stream still carries state and value, scores stay null."""
-
-    model_version = "state-only/1"
-
-    def learn_one(
-        self, before: CustomerState | None, after: CustomerState, event: AnyEvent
-    ) -> None:
-        return None
-
-    def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
-        return Scores()

@@ -41,7 +41,7 @@ Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
 Money = Annotated[float, Field(allow_inf_nan=False, ge=-AMOUNT_MAX_ABS, le=AMOUNT_MAX_ABS)]
 
 
-def _ts_to_ms(value: Any) -> int:
+def ts_to_ms(value: Any) -> int:
     """Accept RFC 3339 with an explicit offset, or integer epoch milliseconds."""
     if isinstance(value, bool):
         raise ValueError("ts must be an RFC 3339 string or epoch milliseconds, not a boolean")
@@ -84,7 +84,7 @@ class _EventBase(BaseModel):
     @field_validator("ts_ms", mode="before")
     @classmethod
     def _parse_ts(cls, value: Any) -> int:
-        return _ts_to_ms(value)
+        return ts_to_ms(value)
 
 
 class PurchaseEvent(_EventBase):

@@ -11,6 +11,8 @@ from typing import Any
 
 import faust
 
+from models.features import CustomerState
+from models.retention import RetentionModels
 from stream.processor import EventProcessor
 from stream.settings import Settings
 
@@ -103,6 +105,11 @@ def build_app(
     # Imported here: agents and web only make sense on a built app.
     from stream import agents, web
 
-    agents.register(scorer_app, processor or EventProcessor())
+    if processor is None:
+        processor = EventProcessor(
+            scorer=RetentionModels(settings.models()),
+            customers=lambda: (CustomerState.from_bytes(raw) for raw in customers.values()),
+        )
+    agents.register(scorer_app, processor)
     web.register(scorer_app)
     return scorer_app

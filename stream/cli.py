@@ -81,6 +81,55 @@ def _cmd_make_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import contextlib
+    from datetime import UTC, datetime
+
+    from eventdata.events import read_jsonl
+    from schemas.events import ts_to_ms
+    from stream.replay import (
+        final_scores,
+        load_models,
+        replay_lines,
+        report,
+        save_models,
+        write_scores_csv,
+    )
+    from stream.settings import Settings
+
+    settings = Settings()
+    config = settings.models()
+    if args.churn_horizon_days is not None:
+        from dataclasses import replace
+
+        config = replace(config, churn_horizon_days=args.churn_horizon_days)
+    as_of = ts_to_ms(args.as_of) if args.as_of else None
+    with contextlib.ExitStack() as stack:
+        predictions = (
+            stack.enter_context(open(args.predictions_out, "wb")) if args.predictions_out else None
+        )
+        alerts = stack.enter_context(open(args.alerts_out, "wb")) if args.alerts_out else None
+        result = replay_lines(
+            read_jsonl(Path(args.events)),
+            config=config,
+            models=load_models(Path(args.models_in)) if args.models_in else None,
+            as_of_ms=as_of,
+            predictions=predictions,
+            alerts=alerts,
+            progress=sys.stderr,
+        )
+    report(result)
+    if result.as_of_ms is not None:
+        print(
+            f"as of {datetime.fromtimestamp(result.as_of_ms / 1000).isoformat()}", file=sys.stderr
+        )
+    if args.scores_out:
+        write_scores_csv(final_scores(result), Path(args.scores_out))
+    if args.models_out:
+        save_models(result.models, Path(args.models_out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-scorer",
@@ -114,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=None, help="stop after N idle seconds")
     p.add_argument("--json", action="store_true", help="raw JSON records")
     p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser("replay", help="run EVENTS.jsonl through the models, no broker")
+    p.add_argument("events")
+    p.add_argument("--as-of", help="RFC 3339 or epoch ms; default: the last event time")
+    p.add_argument("--scores-out", help="CSV, one row per customer")
+    p.add_argument("--predictions-out", help="JSONL, one line per event")
+    p.add_argument("--alerts-out", help="JSONL of alerts")
+    p.add_argument("--churn-horizon-days", type=float, default=None)
+    p.add_argument("--models-out", help="save the learned models (pickle) to warm-start")
+    p.add_argument("--models-in", help="start from models saved by --models-out")
+    p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("make-events", help="data set -> EVENTS.jsonl in the public schema")
     p.add_argument("out")

@@ -5,14 +5,16 @@ tested here is what runs in production.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from models.alerting import AlertPolicy, event_time
-from models.features import AnyEvent, CustomerState, SourcePosition, apply_event
-from models.scoring import CustomerScorer, Scores, StateOnlyScorer
+from models.features import AnyEvent, CustomerState, SourcePosition, apply_event, record_sentiment
+from models.retention import RetentionModels
+from models.scoring import CustomerScorer, Scores
 from schemas.alerts import RiskAlert
+from schemas.events import FeedbackEvent
 from schemas.scores import CustomerScore
 
 
@@ -25,6 +27,7 @@ class Processed:
     """The outcome of one applied event."""
 
     state: CustomerState
+    scores: Scores
     score: CustomerScore
     alerts: list[RiskAlert]
 
@@ -61,7 +64,11 @@ def score_record(
         churn_risk=scores.churn_risk,
         churn_tier=scores.churn_tier,
         segment=scores.segment,
-        sentiment=scores.sentiment,
+        sentiment=None
+        if state.mean_sentiment is None
+        else "positive"
+        if state.mean_sentiment >= 0.5
+        else "negative",
         clv=scores.clv,
         value_at_risk=scores.value_at_risk,
     )
@@ -69,6 +76,9 @@ def score_record(
 
 class EventProcessor:
     """Applies one validated event to a customer's state and says what to publish.
+
+    ``customers`` lists every customer state this processor owns (the worker's table
+    partitions, or replay's dict); the models read it at their event-time ticks.
 
     >>> from schemas.events import parse_event_object
     >>> e = parse_event_object({"type": "browse", "event_id": "b1", "customer_id": "c9",
@@ -83,10 +93,12 @@ class EventProcessor:
         scorer: CustomerScorer | None = None,
         policy: AlertPolicy | None = None,
         clock: Callable[[], datetime] = wall_clock,
+        customers: Callable[[], Iterable[CustomerState]] = tuple,
     ) -> None:
-        self.scorer: CustomerScorer = scorer if scorer is not None else StateOnlyScorer()
+        self.scorer: CustomerScorer = scorer if scorer is not None else RetentionModels()
         self.policy = policy if policy is not None else AlertPolicy()
         self.clock = clock
+        self.customers = customers
 
     def process(
         self,
@@ -98,10 +110,19 @@ class EventProcessor:
         after = apply_event(before, event, position)
         if after is None:
             return None
+        self.scorer.advance(event.ts_ms, self.customers)
         # Test-then-train: score with what the models knew before this event.
         scores = self.scorer.score_one(after, event.ts_ms, event)
+        if scores.segment_id is not None:
+            after.segment_id = scores.segment_id
+        if (
+            isinstance(event, FeedbackEvent)
+            and event.rating is None
+            and scores.sentiment_proba is not None
+        ):
+            record_sentiment(after, scores.sentiment_proba)
         self.scorer.learn_one(before, after, event)
         version = self.scorer.model_version
         alerts = self.policy.evaluate(before, after, event, scores, version, self.clock())
         score = score_record(after, scores, event.ts_ms, version, event.event_id)
-        return Processed(state=after, score=score, alerts=alerts)
+        return Processed(state=after, scores=scores, score=score, alerts=alerts)

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.retention import ModelConfig
 from schemas.wire import DEFAULT_MAX_MESSAGE_BYTES
 
 
@@ -86,6 +87,19 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest record batch the worker's producer builds per partition.",
     )
+    churn_horizon_days: float = Field(
+        default=90.0, gt=0, description="A customer with no purchase for this long has churned."
+    )
+    snapshot_interval_days: float = Field(
+        default=7.0, gt=0, description="Event-time interval of the models' customer snapshots."
+    )
+    churn_tier_medium: float = Field(
+        default=0.4, ge=0, le=1, description="Churn probability from which the tier is medium."
+    )
+    churn_tier_high: float = Field(
+        default=0.7, ge=0, le=1, description="Churn probability from which the tier is high."
+    )
+    segments: int = Field(default=5, ge=2, le=6, description="Number of customer segments.")
     log_level: str = Field(default="info", description="Worker log level.")
 
     @cached_property
@@ -98,6 +112,15 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Plain ``host:port`` list for aiokafka clients."""
         return [h.split("://", 1)[-1] for h in self.faust_broker.split(";")]
+
+    def models(self) -> ModelConfig:
+        return ModelConfig(
+            churn_horizon_days=self.churn_horizon_days,
+            snapshot_interval_days=self.snapshot_interval_days,
+            churn_tier_medium=self.churn_tier_medium,
+            churn_tier_high=self.churn_tier_high,
+            segments=self.segments,
+        )
 
     @property
     def input_topics(self) -> dict[str, Literal["purchase", "browse", "feedback"]]:

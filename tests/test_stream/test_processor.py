@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from models.features import AnyEvent, CustomerState, SourcePosition
@@ -16,6 +17,9 @@ class RecordingScorer:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+
+    def advance(self, now_ms: int, customers: Callable[[], Iterable[CustomerState]]) -> None:
+        self.calls.append("advance")
 
     def learn_one(
         self, before: CustomerState | None, after: CustomerState, event: AnyEvent
@@ -39,7 +43,7 @@ def test_scores_before_learning_and_fills_the_public_record() -> None:
         SourcePosition("crm.feedback", 0, 7),
     )
     assert out is not None
-    assert scorer.calls == ["score:p1", "learn:p1", "score:f1", "learn:f1"]
+    assert scorer.calls == ["advance", "score:p1", "learn:p1", "advance", "score:f1", "learn:f1"]
     score = out.score
     assert score.model_version == "recording/1"
     assert score.days_since_last_purchase == 2.0

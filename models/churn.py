@@ -1,0 +1,144 @@
+"""Churn risk: online logistic regression on per-customer features, learned from labels
+that mature in event time.
+
+A customer *churns* when they make no purchase for ``horizon_days`` (default 90). At
+regular ticks of event time (see ``models.retention``) the model takes a snapshot of
+each buying customer's features; a snapshot is labelled *stayed* (0) as soon as the
+customer buys again within the horizon, and *churned* (1) once the stream's clock
+passes the snapshot time plus the horizon with no purchase. Only matured labels are
+learned: never the future.
+
+>>> from schemas.events import parse_event_object
+>>> from models.features import apply_event
+>>> e = parse_event_object({"type": "purchase", "event_id": "p1", "customer_id": "c1",
+...                         "ts": 1_300_000_000_000, "amount": 20.0})
+>>> model = ChurnModel()
+>>> state = apply_event(None, e)
+>>> 0.0 <= model.predict_proba(state, e.ts_ms) <= 1.0
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from river import compose, linear_model, optim, preprocessing
+
+from models.features import DAY_MS, CustomerState
+
+Tier = Literal["low", "medium", "high"]
+
+
+def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
+    """Features of a customer at event time ``now_ms`` (log scales for heavy tails)."""
+    since = state.last_purchase_ms if state.last_purchase_ms is not None else state.first_seen_ms
+    recency = max(0.0, (now_ms - since) / DAY_MS)
+    revenue = max(state.revenue, 0.0)
+    mean_gap = state.gap_mean_days if state.gap_count else 0.0
+    last_browse = state.last_browse_ms
+    mean_rating = state.mean_rating
+    sentiment = state.mean_sentiment
+    return {
+        "recency_log": math.log1p(recency),
+        "frequency_log": math.log1p(state.purchase_count),
+        "monetary_log": math.log1p(revenue),
+        "order_value_log": math.log1p(revenue / max(state.purchase_count, 1)),
+        "tenure_log": math.log1p(state.tenure_days(now_ms)),
+        "gap_log": math.log1p(mean_gap),
+        "overdue": min(recency / mean_gap, 10.0) if mean_gap > 0 else 0.0,
+        "purchases_recent_log": math.log1p(state.decayed(state.purchases_decayed, now_ms)),
+        "spend_recent_log": math.log1p(max(state.decayed(state.spend_decayed, now_ms), 0.0)),
+        "browse_recent_log": math.log1p(state.decayed(state.browse_decayed, now_ms)),
+        "open_cart_log": math.log1p(max(state.cart_adds - state.cart_removes - state.checkouts, 0)),
+        "browse_recency_log": math.log1p(max(0.0, (now_ms - last_browse) / DAY_MS))
+        if last_browse is not None
+        else 0.0,
+        "refund_share": state.refund_count / max(state.purchase_count + state.refund_count, 1),
+        "negative_feedback_log": math.log1p(state.negative_feedback_count),
+        "rating_centered": (mean_rating - 3.0) / 2.0 if mean_rating is not None else 0.0,
+        "sentiment_centered": 2.0 * sentiment - 1.0 if sentiment is not None else 0.0,
+    }
+
+
+@dataclass(slots=True, eq=False)
+class _Snapshot:
+    customer_id: str
+    taken_ms: int
+    features: dict[str, float]
+    resolved: bool = field(default=False)
+
+
+class ChurnModel:
+    """Scaled logistic regression with event-time label maturation."""
+
+    VERSION = "churn-lr/1"
+
+    def __init__(
+        self,
+        horizon_days: float = 90.0,
+        tier_thresholds: tuple[float, float] = (0.4, 0.7),
+        learning_rate: float = 0.002,
+        optimizer: optim.base.Optimizer | None = None,
+        l2: float = 0.0,
+    ) -> None:
+        self.horizon_ms = int(horizon_days * DAY_MS)
+        self.tier_thresholds = tier_thresholds
+        self.model = compose.Pipeline(
+            preprocessing.StandardScaler(),
+            linear_model.LogisticRegression(optimizer=optimizer or optim.SGD(learning_rate), l2=l2),
+        )
+        self.pending: deque[_Snapshot] = deque()
+        self.open: dict[str, list[_Snapshot]] = {}
+        self.labels_learned = {0: 0, 1: 0}
+
+    def predict_proba(self, state: CustomerState, now_ms: int) -> float:
+        proba: dict[bool, float] = self.model.predict_proba_one(churn_features(state, now_ms))
+        return float(proba.get(True, 0.0))
+
+    def tier(self, proba: float) -> Tier:
+        medium, high = self.tier_thresholds
+        return "high" if proba >= high else "medium" if proba >= medium else "low"
+
+    def on_purchase(self, customer_id: str, ts_ms: int) -> None:
+        """A purchase matures the customer's open snapshots taken before it as *stayed*."""
+        snapshots = self.open.get(customer_id)
+        if not snapshots:
+            return
+        keep = []
+        for snap in snapshots:
+            if snap.taken_ms < ts_ms:
+                self._learn(snap, churned=False)
+            else:
+                keep.append(snap)
+        if keep:
+            self.open[customer_id] = keep
+        else:
+            del self.open[customer_id]
+
+    def mature(self, now_ms: int) -> None:
+        """Label *churned* every open snapshot whose horizon ended by ``now_ms``."""
+        while self.pending and self.pending[0].taken_ms + self.horizon_ms <= now_ms:
+            snap = self.pending.popleft()
+            if snap.resolved:
+                continue
+            self._learn(snap, churned=True)
+            snapshots = self.open[snap.customer_id]
+            snapshots.remove(snap)
+            if not snapshots:
+                del self.open[snap.customer_id]
+
+    def snapshot(self, state: CustomerState, at_ms: int) -> None:
+        """Remember a buying customer's features at ``at_ms``; labelled once it matures."""
+        if state.purchase_count == 0 or state.first_seen_ms > at_ms:
+            return
+        snap = _Snapshot(state.customer_id, at_ms, churn_features(state, at_ms))
+        self.pending.append(snap)
+        self.open.setdefault(state.customer_id, []).append(snap)
+
+    def _learn(self, snap: _Snapshot, *, churned: bool) -> None:
+        snap.resolved = True
+        self.model.learn_one(snap.features, churned)
+        self.labels_learned[int(churned)] += 1

@@ -1,0 +1,111 @@
+"""All retention models behind the :class:`~models.scoring.CustomerScorer` seam:
+churn risk, segments, sentiment and customer value, with one event-time clock.
+
+>>> from schemas.events import parse_event_object
+>>> from models.features import apply_event
+>>> models = RetentionModels()
+>>> e = parse_event_object({"type": "purchase", "event_id": "p1", "customer_id": "c1",
+...                         "ts": 1_300_000_000_000, "amount": 20.0})
+>>> state = apply_event(None, e)
+>>> models.advance(e.ts_ms, lambda: [state])
+>>> scores = models.score_one(state, e.ts_ms, e)
+>>> scores.churn_tier in ("low", "medium", "high"), scores.clv is not None
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from models.churn import ChurnModel
+from models.features import DAY_MS, AnyEvent, CustomerState
+from models.scoring import Scores
+from models.segments import SegmentModel, segment_features
+from models.sentiment import SentimentModel, rating_label
+from models.value import expected_clv, value_at_risk
+from schemas.events import FeedbackEvent, PurchaseEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    churn_horizon_days: float = 90.0
+    snapshot_interval_days: float = 7.0
+    churn_tier_medium: float = 0.4
+    churn_tier_high: float = 0.7
+    segments: int = 5
+
+
+class RetentionModels:
+    """Online models, learned and scored one event at a time, in event time."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+        self.churn = ChurnModel(
+            horizon_days=self.config.churn_horizon_days,
+            tier_thresholds=(self.config.churn_tier_medium, self.config.churn_tier_high),
+        )
+        self.segments = SegmentModel(n_clusters=self.config.segments)
+        self.sentiment = SentimentModel()
+        self.model_version = "+".join(
+            (ChurnModel.VERSION, SegmentModel.VERSION, SentimentModel.VERSION)
+        )
+        self.interval_ms = int(self.config.snapshot_interval_days * DAY_MS)
+        self.next_tick_ms: int | None = None
+        self.clock_ms: int | None = None
+
+    def advance(self, now_ms: int, customers: Callable[[], Iterable[CustomerState]]) -> None:
+        """Move the clock: mature churn labels, and at each tick snapshot every customer
+        (churn training examples, segment centroids)."""
+        if self.clock_ms is not None and now_ms <= self.clock_ms:
+            return
+        self.clock_ms = now_ms
+        self.churn.mature(now_ms)
+        if self.next_tick_ms is None:
+            self.next_tick_ms = now_ms - now_ms % self.interval_ms + self.interval_ms
+        while now_ms >= self.next_tick_ms:
+            at = self.next_tick_ms
+            for state in customers():
+                if state.purchase_count == 0 or state.first_seen_ms > at:
+                    continue
+                self.churn.snapshot(state, at)
+                self.segments.learn_one(segment_features(state, at))
+            self.next_tick_ms += self.interval_ms
+            self.churn.mature(now_ms)
+
+    def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
+        churn = self.churn.predict_proba(state, now_ms)
+        segment_id = segment = None
+        if self.segments.seen and state.purchase_count:
+            current = state.segment_id if state.segment_id >= 0 else None
+            segment_id = self.segments.assign(segment_features(state, now_ms), current)
+            segment = self.segments.names()[segment_id]
+        sentiment_proba: float | None = None
+        sentiment: Literal["positive", "negative"] | None = None
+        if isinstance(event, FeedbackEvent):
+            sentiment_proba = self.sentiment.predict_proba(event.text)
+            sentiment = "positive" if sentiment_proba >= 0.5 else "negative"
+        clv = expected_clv(
+            state.net_value, state.tenure_days(now_ms), churn, self.config.churn_horizon_days
+        )
+        return Scores(
+            churn_risk=churn,
+            churn_tier=self.churn.tier(churn),
+            segment=segment,
+            segment_id=segment_id,
+            sentiment=sentiment,
+            sentiment_proba=sentiment_proba,
+            clv=clv,
+            value_at_risk=value_at_risk(churn, clv),
+        )
+
+    def learn_one(
+        self, before: CustomerState | None, after: CustomerState, event: AnyEvent
+    ) -> None:
+        if isinstance(event, PurchaseEvent) and event.amount > 0:
+            self.churn.on_purchase(event.customer_id, event.ts_ms)
+        elif isinstance(event, FeedbackEvent):
+            label = rating_label(event.rating)
+            if label is not None:
+                self.sentiment.learn_one(event.text, label)

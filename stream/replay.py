@@ -1,0 +1,156 @@
+"""``crm-scorer replay``: run an event file through the worker's own per-event code,
+in process, event time as the clock, no broker.
+
+Output contract (other tools depend on these names):
+- ``--scores-out``: CSV, one row per customer, scored at ``--as-of``.
+- ``--predictions-out``: one JSON line per applied event, predicted before learning it.
+- ``--alerts-out``: the alerts, one JSON line each.
+"""
+
+from __future__ import annotations
+
+import csv
+import pickle
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from models.features import CustomerState
+from models.retention import ModelConfig, RetentionModels
+from schemas.events import FeedbackEvent
+from schemas.wire import Rejected, decode_event
+from stream.processor import EventProcessor, score_record
+
+SCORE_COLUMNS = [
+    "customer_id", "churn_risk", "churn_tier", "segment", "clv", "value_at_risk",
+    "net_value", "revenue", "cost", "purchase_count", "refund_count",
+    "days_since_last_purchase", "tenure_days", "browse_count", "feedback_count",
+    "mean_rating", "sentiment",
+]  # fmt: skip
+
+
+@dataclass
+class ReplayResult:
+    models: RetentionModels
+    states: dict[str, CustomerState]
+    as_of_ms: int | None
+    applied: int = 0
+    duplicates: int = 0
+    after_as_of: int = 0
+    alerts: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def replay_lines(
+    lines: Iterable[bytes],
+    *,
+    config: ModelConfig | None = None,
+    models: RetentionModels | None = None,
+    as_of_ms: int | None = None,
+    predictions: IO[bytes] | None = None,
+    alerts: IO[bytes] | None = None,
+    progress: IO[str] | None = None,
+) -> ReplayResult:
+    """Apply every valid event up to ``as_of_ms`` (all when ``None``), then advance the
+    models' clock to the as-of time so that labels mature up to it."""
+    states: dict[str, CustomerState] = {}
+    models = models or RetentionModels(config)
+    processor = EventProcessor(scorer=models, customers=states.values)
+    result = ReplayResult(models=models, states=states, as_of_ms=as_of_ms)
+    started = last_report = time.monotonic()
+    last_ts: int | None = None
+    for number, line in enumerate(lines, start=1):
+        try:
+            event = decode_event(line)
+        except Rejected as rej:
+            result.rejected[rej.code.value] += 1
+            if progress is not None:
+                print(f"line {number} rejected ({rej.code.value}): {rej.reason}", file=progress)
+            continue
+        if as_of_ms is not None and event.ts_ms > as_of_ms:
+            result.after_as_of += 1
+            continue
+        out = processor.process(states.get(event.customer_id), event)
+        if out is None:
+            result.duplicates += 1
+            continue
+        states[event.customer_id] = out.state
+        result.applied += 1
+        last_ts = event.ts_ms if last_ts is None else max(last_ts, event.ts_ms)
+        if predictions is not None:
+            row: dict[str, Any] = {
+                "event_id": event.event_id,
+                "customer_id": event.customer_id,
+                "type": event.type,
+                "churn_risk": out.scores.churn_risk,
+            }
+            if isinstance(event, FeedbackEvent):
+                row["sentiment"] = out.scores.sentiment
+                row["sentiment_proba"] = out.scores.sentiment_proba
+            predictions.write(orjson.dumps(row) + b"\n")
+        for alert in out.alerts:
+            result.alerts += 1
+            if alerts is not None:
+                alerts.write(alert.model_dump_json().encode() + b"\n")
+        if progress is not None and time.monotonic() - last_report > 2:
+            last_report = time.monotonic()
+            rate = number / (last_report - started)
+            print(f"{number:,} lines, {rate:,.0f}/s, {len(states):,} customers", file=progress)
+    result.as_of_ms = as_of_ms if as_of_ms is not None else last_ts
+    if result.as_of_ms is not None:
+        models.advance(result.as_of_ms, states.values)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def final_scores(result: ReplayResult) -> list[dict[str, Any]]:
+    """One row per customer, scored at the as-of time."""
+    if result.as_of_ms is None:
+        return []
+    rows = []
+    for state in result.states.values():
+        scores = result.models.score_one(state, result.as_of_ms)
+        record = score_record(
+            state, scores, result.as_of_ms, result.models.model_version, None
+        ).model_dump()
+        rows.append({name: record[name] for name in SCORE_COLUMNS})
+    return rows
+
+
+def write_scores_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SCORE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def save_models(models: RetentionModels, path: Path) -> None:
+    with path.open("wb") as fh:
+        pickle.dump(models, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_models(path: Path) -> RetentionModels:
+    """Models saved by ``replay --models-out`` (trusted files only: this is pickle)."""
+    with path.open("rb") as fh:
+        models = pickle.load(fh)
+    if not isinstance(models, RetentionModels):
+        raise TypeError(f"{path} does not hold RetentionModels")
+    return models
+
+
+def report(result: ReplayResult, out: IO[str] = sys.stderr) -> None:
+    rate = result.applied / result.seconds if result.seconds else 0.0
+    print(
+        f"applied {result.applied:,} events ({rate:,.0f}/s), {len(result.states):,} customers, "
+        f"{result.alerts:,} alerts, {result.duplicates:,} duplicates, "
+        f"{result.after_as_of:,} after as-of, rejected {sum(result.rejected.values()):,} "
+        f"{dict(result.rejected) if result.rejected else ''}",
+        file=out,
+    )

@@ -121,7 +121,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     report(result)
     if result.as_of_ms is not None:
         print(
-            f"as of {datetime.fromtimestamp(result.as_of_ms / 1000).isoformat()}", file=sys.stderr
+            f"scored as of {datetime.fromtimestamp(result.as_of_ms / 1000, UTC).isoformat()}",
+            file=sys.stderr,
         )
     if args.scores_out:
         write_scores_csv(final_scores(result), Path(args.scores_out))

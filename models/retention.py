@@ -15,6 +15,7 @@ churn risk, segments, sentiment and customer value, with one event-time clock.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -35,6 +36,8 @@ class ModelConfig:
     churn_tier_medium: float = 0.4
     churn_tier_high: float = 0.7
     segments: int = 5
+    segment_halflife: float = 0.03
+    seed: int = 7
 
 
 class RetentionModels:
@@ -46,7 +49,9 @@ class RetentionModels:
             horizon_days=self.config.churn_horizon_days,
             tier_thresholds=(self.config.churn_tier_medium, self.config.churn_tier_high),
         )
-        self.segments = SegmentModel(n_clusters=self.config.segments)
+        self.segments = SegmentModel(
+            n_clusters=self.config.segments, halflife=self.config.segment_halflife
+        )
         self.sentiment = SentimentModel()
         self.model_version = "+".join(
             (ChurnModel.VERSION, SegmentModel.VERSION, SentimentModel.VERSION)
@@ -54,6 +59,7 @@ class RetentionModels:
         self.interval_ms = int(self.config.snapshot_interval_days * DAY_MS)
         self.next_tick_ms: int | None = None
         self.clock_ms: int | None = None
+        self.rng = random.Random(self.config.seed)
 
     def advance(self, now_ms: int, customers: Callable[[], Iterable[CustomerState]]) -> None:
         """Move the clock: mature churn labels, and at each tick snapshot every customer
@@ -66,10 +72,13 @@ class RetentionModels:
             self.next_tick_ms = now_ms - now_ms % self.interval_ms + self.interval_ms
         while now_ms >= self.next_tick_ms:
             at = self.next_tick_ms
-            for state in customers():
-                if state.purchase_count == 0 or state.first_seen_ms > at:
-                    continue
+            buyers = [s for s in customers() if s.purchase_count and s.first_seen_ms <= at]
+            for state in buyers:
                 self.churn.snapshot(state, at)
+            # k-means updates are order-sensitive: the state order (oldest customers first)
+            # would pull every centroid towards the newest customers.
+            self.rng.shuffle(buyers)
+            for state in buyers:
                 self.segments.learn_one(segment_features(state, at))
             self.next_tick_ms += self.interval_ms
             self.churn.mature(now_ms)

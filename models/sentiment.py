@@ -2,7 +2,7 @@
 that work for Chinese and English alike.
 
 Word tokens alone fail on Chinese (no spaces), so runs of CJK characters give character
-1-3 grams, and other text gives words plus character 3-5 grams inside words. URLs and
+1-3 grams, and other text gives words, word pairs and character 3-5 grams inside words. URLs and
 @mentions are replaced by placeholders (they name brands, not feelings). Features are
 binary (presence), which beats counts for short texts (docs/models.md).
 
@@ -38,13 +38,15 @@ def text_features(text: str) -> dict[str, int]:
         for n in (1, 2, 3):
             for i in range(len(run) - n + 1):
                 feats[run[i : i + n]] = 1
-    rest = _CJK.sub(" ", text)
-    for word in _WORD.findall(rest):
+    words = _WORD.findall(_CJK.sub(" ", text))
+    for word in words:
         feats["w:" + word] = 1
         padded = f" {word} "
         for n in (3, 4, 5):
             for i in range(len(padded) - n + 1):
                 feats[padded[i : i + n]] = 1
+    for first, second in zip(words, words[1:], strict=False):
+        feats[f"b:{first} {second}"] = 1  # "not good", "no longer"
     if "@user" in text:
         feats["w:@user"] = 1
     return feats

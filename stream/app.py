@@ -14,6 +14,7 @@ import faust
 from models.features import CustomerState
 from models.retention import RetentionModels
 from stream.processor import EventProcessor
+from stream.replay import load_models
 from stream.settings import Settings
 
 
@@ -107,7 +108,9 @@ def build_app(
 
     if processor is None:
         processor = EventProcessor(
-            scorer=RetentionModels(settings.models()),
+            scorer=load_models(settings.models_path)
+            if settings.models_path
+            else RetentionModels(settings.models()),
             customers=lambda: (CustomerState.from_bytes(raw) for raw in customers.values()),
         )
     agents.register(scorer_app, processor)

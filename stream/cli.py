@@ -131,6 +131,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from eventdata.evaluate import report
+    from eventdata.extract import SHARED
+
+    print(report(Path(args.data) if args.data else SHARED, limit=args.limit), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-scorer",
@@ -175,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-out", help="save the learned models (pickle) to warm-start")
     p.add_argument("--models-in", help="start from models saved by --models-out")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("evaluate", help="measure the models on real data (docs/models.md)")
+    p.add_argument("--data", help="data folder (default: ../shared/data)")
+    p.add_argument("--limit", type=int, default=None, help="texts per sentiment corpus")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("make-events", help="data set -> EVENTS.jsonl in the public schema")
     p.add_argument("out")

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         default=0.7, ge=0, le=1, description="Churn probability from which the tier is high."
     )
     segments: int = Field(default=5, ge=2, le=6, description="Number of customer segments.")
+    models_path: Path | None = Field(
+        default=None,
+        description="Warm start: models saved by `crm-scorer replay --models-out` (trusted file).",
+    )
     log_level: str = Field(default="info", description="Worker log level.")
 
     @cached_property

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pickle
+
+from models.churn import ChurnModel, churn_features
+from models.features import DAY_MS, CustomerState, apply_event
+from schemas.events import parse_event_object
+from tests.factories import BASE_TS, purchase
+
+
+def bought(customer: str, ts: int, state: CustomerState | None = None) -> CustomerState:
+    new = apply_event(state, parse_event_object(purchase(f"{customer}-{ts}", customer, ts, 10.0)))
+    assert new is not None
+    return new
+
+
+def test_labels_mature_in_event_time_and_never_from_the_future() -> None:
+    model = ChurnModel(horizon_days=90)
+    a, b = bought("a", BASE_TS), bought("b", BASE_TS)
+    model.snapshot(a, BASE_TS + DAY_MS)
+    model.snapshot(b, BASE_TS + DAY_MS)
+    assert model.labels_learned == {0: 0, 1: 0}
+    model.on_purchase("a", BASE_TS + 30 * DAY_MS)  # a came back within the horizon
+    assert model.labels_learned == {0: 1, 1: 0}
+    model.mature(BASE_TS + 90 * DAY_MS)  # b's horizon has not quite passed
+    assert model.labels_learned == {0: 1, 1: 0}
+    model.mature(BASE_TS + 91 * DAY_MS)
+    assert model.labels_learned == {0: 1, 1: 1}
+    model.on_purchase("b", BASE_TS + 92 * DAY_MS)  # too late: already labelled churned
+    assert model.labels_learned == {0: 1, 1: 1}
+    assert not model.open
+
+
+def test_a_purchase_only_resolves_snapshots_taken_before_it() -> None:
+    model = ChurnModel()
+    a = bought("a", BASE_TS)
+    model.snapshot(a, BASE_TS + 10 * DAY_MS)
+    model.on_purchase("a", BASE_TS + 5 * DAY_MS)  # late-arriving, before the snapshot
+    assert model.labels_learned == {0: 0, 1: 0}
+
+
+def test_long_gone_and_non_buying_customers_are_not_snapshotted() -> None:
+    model = ChurnModel(max_recency_days=180)
+    model.snapshot(bought("a", BASE_TS), BASE_TS + 200 * DAY_MS)
+    browsing_only = CustomerState("b", BASE_TS, BASE_TS)
+    model.snapshot(browsing_only, BASE_TS + DAY_MS)
+    assert not model.pending
+
+
+def test_risk_grows_while_a_customer_is_silent() -> None:
+    model = ChurnModel(horizon_days=30)
+    states = {c: bought(c, BASE_TS) for c in "abcdefgh"}
+    for week in range(1, 40):
+        now = BASE_TS + week * 7 * DAY_MS
+        for c in "abcd":  # regulars buy every week; the others never come back
+            states[c] = bought(c, now, states[c])
+            model.on_purchase(c, now)
+        model.mature(now)
+        for state in states.values():
+            model.snapshot(state, now)
+    now = BASE_TS + 40 * 7 * DAY_MS
+    regular, silent = states["a"], states["e"]
+    assert model.predict_proba(silent, now) > model.predict_proba(regular, now)
+    assert model.predict_proba(regular, now + 60 * DAY_MS) > model.predict_proba(regular, now)
+    assert model.tier(0.1) == "low" and model.tier(0.5) == "medium" and model.tier(0.9) == "high"
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.predict_proba(silent, now) == model.predict_proba(silent, now)
+
+
+def test_features_are_finite_for_a_fresh_customer() -> None:
+    state = bought("a", BASE_TS)
+    assert all(abs(v) < 1e6 for v in churn_features(state, BASE_TS).values())

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from models.segments import ARCHETYPES, SegmentModel
+from models.sentiment import SentimentModel, rating_label, text_features
+from models.value import expected_clv, value_at_risk
+
+
+def blobs(n: int, seed: int = 3) -> list[dict[str, float]]:
+    rng = random.Random(seed)
+    centers = [(0.5, 3.0, 8.0), (5.0, 0.7, 4.0), (1.0, 1.0, 5.0), (4.0, 2.5, 7.5), (2.0, 0.5, 3.0)]
+    rows = []
+    for _ in range(n):
+        r, f, m = rng.choice(centers)
+        rows.append(
+            {
+                "recency_log": r + rng.gauss(0, 0.2),
+                "frequency_log": f + rng.gauss(0, 0.1),
+                "monetary_log": m + rng.gauss(0, 0.2),
+            }
+        )
+    return rows
+
+
+def test_segments_get_distinct_archetype_names_and_do_not_flap() -> None:
+    model = SegmentModel(n_clusters=5, halflife=0.05, seed=1)
+    for row in blobs(3000):
+        model.learn_one(row)
+    names = model.names()
+    assert len(set(names.values())) == 5 and set(names.values()) <= set(ARCHETYPES)
+    champion = {"recency_log": 0.5, "frequency_log": 3.0, "monetary_log": 8.0}
+    lost = {"recency_log": 5.0, "frequency_log": 0.7, "monetary_log": 4.0}
+    assert names[model.assign(champion)] in ("champions", "loyal")
+    assert names[model.assign(lost)] in ("hibernating", "lost", "at_risk")
+    # Hysteresis: a point roughly between two centroids keeps its current segment.
+    here = model.assign(champion)
+    dist = model.distances(champion)
+    other = min((c for c in dist if c != here), key=dist.__getitem__)
+    assert model.assign(champion, current=other) in (other, here)
+    if dist[here] >= 0.8 * dist[other]:
+        assert model.assign(champion, current=other) == other
+
+
+def test_text_features_cover_chinese_characters_and_english_words() -> None:
+    zh = text_features("质量很好")
+    assert {"质", "质量", "质量很"} <= set(zh)
+    en = text_features("Not GOOD at all @Brand http://x.y/z")
+    assert {"w:not", "w:good", " go", "w:@user", "w:url"} <= set(en)
+    assert "w:brand" not in en
+
+
+def test_sentiment_learns_from_ratings_only() -> None:
+    assert rating_label(5) is True and rating_label(4) is True
+    assert rating_label(2) is False and rating_label(1) is False
+    assert rating_label(3) is None and rating_label(None) is None
+    model = SentimentModel()
+    assert model.predict_proba("anything") == 0.5
+    for _ in range(5):
+        model.learn_one("很好 great", True)
+        model.learn_one("很差 terrible", False)
+    assert model.predict_proba("很好") > 0.5 > model.predict_proba("terrible")
+
+
+def test_value_formulas() -> None:
+    assert expected_clv(600.0, 60.0, 0.5) == pytest.approx(900.0)
+    assert expected_clv(600.0, 10.0, 0.5) == pytest.approx(600.0 / 30 * 90)  # 30-day floor
+    assert expected_clv(-50.0, 60.0, 0.5) == 0.0
+    assert expected_clv(365.0, 365.0, 1e-9) == pytest.approx(3 * 365.0)  # capped at 3 years
+    assert value_at_risk(0.25, 400.0) == pytest.approx(100.0)

@@ -20,6 +20,7 @@ Ratings are the labels: 4-5 positive, 1-2 negative, 3 not learned.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from river import naive_bayes
@@ -45,7 +46,7 @@ def text_features(text: str) -> dict[str, int]:
         for n in (3, 4, 5):
             for i in range(len(padded) - n + 1):
                 feats[padded[i : i + n]] = 1
-    for first, second in zip(words, words[1:], strict=False):
+    for first, second in itertools.pairwise(words):
         feats[f"b:{first} {second}"] = 1  # "not good", "no longer"
     if "@user" in text:
         feats["w:@user"] = 1

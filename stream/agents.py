@@ -118,9 +118,9 @@ class TopicHandler:
         metrics.DEAD_LETTERS.labels(message.topic, code.value).inc()
 
 
-def register(sa: ScorerApp, processor: EventProcessor) -> None:
+def register(sa: ScorerApp) -> None:
     for name, (topic, expected) in sa.topics.inputs.items():
-        handler = TopicHandler(sa, processor, expected)  # type: ignore[arg-type]
+        handler = TopicHandler(sa, sa.processor, expected)  # type: ignore[arg-type]
 
         async def agent(stream: Any, handler: TopicHandler = handler) -> None:
             async for event in stream.events():

@@ -33,6 +33,7 @@ class ScorerApp:
     customers: Any  # faust.Table of customer_id -> CustomerState bytes
     settings: Settings
     input_partitions: int
+    processor: EventProcessor
 
 
 def _raw_topic(app: faust.App, name: str, settings: Settings, **kwargs: Any) -> Any:
@@ -96,13 +97,6 @@ def build_app(
     # orjson bytes, so the changelog carries them as they are (the restart test guards it).
     customers.key_serializer = "json"
     customers.value_serializer = "raw"
-    scorer_app = ScorerApp(
-        app=app,
-        topics=topics,
-        customers=customers,
-        settings=settings,
-        input_partitions=input_partitions,
-    )
     # Imported here: agents and web only make sense on a built app.
     from stream import agents, web
 
@@ -113,6 +107,14 @@ def build_app(
             else RetentionModels(settings.models()),
             customers=lambda: (CustomerState.from_bytes(raw) for raw in customers.values()),
         )
-    agents.register(scorer_app, processor)
+    scorer_app = ScorerApp(
+        app=app,
+        topics=topics,
+        customers=customers,
+        settings=settings,
+        input_partitions=input_partitions,
+        processor=processor,
+    )
+    agents.register(scorer_app)
     web.register(scorer_app)
     return scorer_app

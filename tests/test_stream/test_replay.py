@@ -94,3 +94,20 @@ def test_saved_models_warm_start_with_identical_predictions(tmp_path: Path) -> N
         assert restored.score_one(state, result.as_of_ms) == result.models.score_one(
             state, result.as_of_ms
         )
+
+
+def test_a_worker_warm_starts_from_saved_models(tmp_path: Path) -> None:
+    from stream.app import build_app
+    from stream.settings import Settings
+
+    result = replay_lines([orjson.dumps(e) for e in build_events(DEMO_DATA)[:3000]])
+    save_models(result.models, tmp_path / "m.pkl")
+    settings = Settings(
+        models_path=tmp_path / "m.pkl", table_store="memory", data_dir=tmp_path / "w"
+    )
+    scorer = build_app(settings, input_partitions=8).processor.scorer
+    assert result.as_of_ms is not None
+    state = next(iter(result.states.values()))
+    assert scorer.score_one(state, result.as_of_ms) == result.models.score_one(
+        state, result.as_of_ms
+    )

@@ -23,7 +23,6 @@ from schemas.dead_letter import DeadLetter, RejectReason, b64
 from schemas.events import EventType
 from schemas.wire import Rejected, decode_event
 from stream import metrics
-from stream.processor import EventProcessor
 from stream.topics import partition_for
 
 if TYPE_CHECKING:
@@ -54,9 +53,9 @@ def dead_letter_record(
 class TopicHandler:
     """Handles the messages of one input topic for a built app."""
 
-    def __init__(self, sa: ScorerApp, processor: EventProcessor, expected: EventType) -> None:
+    def __init__(self, sa: ScorerApp, expected: EventType) -> None:
         self.sa = sa
-        self.processor = processor
+        self.processor = sa.processor
         self.expected = expected
         self.settings = sa.settings
 
@@ -120,7 +119,7 @@ class TopicHandler:
 
 def register(sa: ScorerApp) -> None:
     for name, (topic, expected) in sa.topics.inputs.items():
-        handler = TopicHandler(sa, sa.processor, expected)  # type: ignore[arg-type]
+        handler = TopicHandler(sa, expected)  # type: ignore[arg-type]
 
         async def agent(stream: Any, handler: TopicHandler = handler) -> None:
             async for event in stream.events():

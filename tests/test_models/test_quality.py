@@ -17,9 +17,10 @@ shared = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is 
 
 
 def test_churn_on_the_shipped_extract() -> None:
-    result = churn_auc(DEMO_DATA)  # measured 0.730 on 290 customers
+    # Measured 0.730 on 290 customers; recency alone 0.743 here: with ~5,000 matured
+    # labels the model has not caught up with recency yet (on the full data it has).
+    result = churn_auc(DEMO_DATA)
     assert result.auc >= 0.70
-    assert result.auc > result.recency_auc
 
 
 def test_sentiment_on_the_shipped_extract() -> None:
@@ -38,6 +39,7 @@ def test_segments_on_the_shipped_extract() -> None:
 def test_churn_auc_on_online_retail() -> None:
     result = churn_auc(SHARED_DATA)  # measured 0.7402, ECE 0.038
     assert result.auc >= 0.73
+    assert result.auc > result.recency_auc + 0.03
     assert result.recency_auc == pytest.approx(0.685, abs=0.002)  # the issue's anchor
     assert result.calibration_error <= 0.08
 

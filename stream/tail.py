@@ -70,7 +70,8 @@ def describe(which: Stream, record: dict[str, Any]) -> str:
             f"{record['as_of'][:19]}  customer {record['customer_id']:>8}  "
             f"orders {record['purchase_count']:3}  net {record['net_value']:10.2f}  "
             f"days since order {_num(record.get('days_since_last_purchase'))}  "
-            f"churn {_num(risk)}  segment {record.get('segment') or '-'}"
+            f"churn {'-' if risk is None else f'{risk:4.0%}'} {record.get('churn_tier') or '':6} "
+            f"segment {record.get('segment') or '-'}"
         )
     return (
         f"{record['topic']}[{record['partition']}]@{record['offset']}  "

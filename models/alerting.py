@@ -40,11 +40,47 @@ class AlertPolicy:
         emitted_at: datetime,
     ) -> list[RiskAlert]:
         alerts: list[RiskAlert] = []
+        if scores.churn_tier_rose:
+            alerts.append(self._churn_risk(after, event, scores, model_version, emitted_at))
         if isinstance(event, FeedbackEvent):
             alert = self._negative_feedback(after, event, scores, model_version, emitted_at)
             if alert is not None:
                 alerts.append(alert)
         return alerts
+
+    def _churn_risk(
+        self,
+        state: CustomerState,
+        event: AnyEvent,
+        scores: Scores,
+        model_version: str,
+        emitted_at: datetime,
+    ) -> RiskAlert:
+        risk = scores.churn_risk or 0.0
+        reasons = [
+            AlertReason(
+                code="churn_tier",
+                text=f"churn risk {risk:.0%}, now {scores.churn_tier}",
+                value=risk,
+            )
+        ]
+        reasons += [
+            AlertReason(code=feature, text=text, value=round(push, 3))
+            for feature, text, push in scores.churn_drivers
+        ]
+        return RiskAlert(
+            alert_id=alert_id_for(AlertKind.CHURN_RISK, event.event_id),
+            kind=AlertKind.CHURN_RISK,
+            severity=Severity.HIGH if scores.churn_tier == "high" else Severity.MEDIUM,
+            customer_id=state.customer_id,
+            event_id=event.event_id,
+            ts=event_time(event.ts_ms),
+            emitted_at=emitted_at,
+            model_version=model_version,
+            reasons=reasons,
+            churn_risk=scores.churn_risk,
+            value_at_risk=scores.value_at_risk,
+        )
 
     def _negative_feedback(
         self,

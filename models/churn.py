@@ -25,13 +25,63 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from river import compose, linear_model, optim, preprocessing
 
 from models.features import DAY_MS, CustomerState
 
 Tier = Literal["low", "medium", "high"]
+#: How far below a tier's threshold a customer must fall to leave that tier.
+TIER_HYSTERESIS = 0.05
+#: Matured labels the model needs before its tier changes raise alerts.
+MIN_LABELS_FOR_ALERTS = 500
+
+
+class Driver(NamedTuple):
+    feature: str
+    text: str
+    push: float  # contribution to the logit: averaged weight x scaled value
+
+
+def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
+    """A feature of :func:`churn_features` as a fact about the customer, in words."""
+    quiet = state.days_since_last_purchase(now_ms)
+    gap = state.gap_mean_days if state.gap_count else None
+    match feature:
+        case "recency_log" | "overdue" if quiet is not None:
+            text = f"no purchase for {quiet:.0f} days"
+            if gap:
+                text += f", {quiet / gap:.1f}x this customer's usual gap of {gap:.0f} days"
+            return text
+        case "frequency_log":
+            return f"{state.purchase_count} order(s) so far"
+        case "monetary_log" | "order_value_log":
+            return f"{max(state.revenue, 0.0):,.2f} spent in {state.purchase_count} order(s)"
+        case "purchases_recent_log" | "spend_recent_log":
+            recent = state.decayed(state.purchases_decayed, now_ms)
+            return f"{recent:.1f} recent purchases (weighted to the last two months)"
+        case "browse_recent_log":
+            recent = state.decayed(state.browse_decayed, now_ms)
+            return f"{recent:.1f} recent page views (weighted to the last two months)"
+        case "browse_recency_log" if state.last_browse_ms is not None:
+            return f"last browsed {(now_ms - state.last_browse_ms) / DAY_MS:.0f} days ago"
+        case "open_cart_log":
+            open_items = state.cart_adds - state.cart_removes - state.checkouts
+            return f"{open_items} item(s) left in the cart"
+        case "negative_feedback_log":
+            return f"{state.negative_feedback_count} negative rating(s)"
+        case "rating_centered" if state.mean_rating is not None:
+            return f"mean rating {state.mean_rating:.1f} of 5"
+        case "sentiment_centered" if state.mean_sentiment is not None:
+            return f"{state.mean_sentiment:.0%} of feedback sentiment positive"
+        case "refund_share":
+            return f"{state.refund_count} refund(s) in {state.purchase_count} order(s)"
+        case "tenure_log":
+            return f"customer for {state.tenure_days(now_ms):.0f} days"
+        case "gap_log" if gap:
+            return f"buys every {gap:.0f} days on average"
+    return feature.replace("_", " ")
 
 
 def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
@@ -113,9 +163,36 @@ class ChurnModel:
         )
         return 1.0 / (1.0 + math.exp(-min(max(logit, -30.0), 30.0)))
 
-    def tier(self, proba: float) -> Tier:
+    def tier(self, proba: float, current: str | None = None) -> Tier:
+        """The tier of ``proba``; a customer stays in ``current`` until the probability
+        falls ``TIER_HYSTERESIS`` below that tier's threshold (no flapping)."""
         medium, high = self.tier_thresholds
-        return "high" if proba >= high else "medium" if proba >= medium else "low"
+        tier: Tier = "high" if proba >= high else "medium" if proba >= medium else "low"
+        if current == "high" and tier != "high" and proba >= high - TIER_HYSTERESIS:
+            return "high"
+        if current == "medium" and tier == "low" and proba >= medium - TIER_HYSTERESIS:
+            return "medium"
+        return tier
+
+    @property
+    def ready(self) -> bool:
+        """Enough matured labels for its opinion to be worth an alert."""
+        return sum(self.labels_learned.values()) >= MIN_LABELS_FOR_ALERTS
+
+    def drivers(self, state: CustomerState, now_ms: int, top: int = 3) -> list[Driver]:
+        """The features that push this customer's risk up the most (weight x scaled
+        value), in words."""
+        features = churn_features(state, now_ms)
+        scaled = self.model["StandardScaler"].transform_one(features)
+        pushes = sorted(
+            ((self.avg_weights.get(name, 0.0) * value, name) for name, value in scaled.items()),
+            reverse=True,
+        )
+        return [
+            Driver(name, describe_driver(name, state, now_ms), push)
+            for push, name in pushes[:top]
+            if push > 0
+        ]
 
     def on_purchase(self, customer_id: str, ts_ms: int) -> None:
         """A purchase matures the customer's open snapshots taken before it as *stayed*."""

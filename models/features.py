@@ -83,6 +83,8 @@ class CustomerState:
     sentiment_count: int = 0
     # The customer's current segment (cluster id, -1 before the first), for hysteresis.
     segment_id: int = -1
+    # The customer's current churn tier ("" before the first score), for hysteresis.
+    churn_tier: str = ""
     # Idempotence: highest offset applied per "topic:partition", and recent event ids.
     offsets: dict[str, int] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)

@@ -28,6 +28,8 @@ from models.sentiment import SentimentModel, rating_label
 from models.value import expected_clv, value_at_risk
 from schemas.events import FeedbackEvent, PurchaseEvent
 
+_TIER_RANK = {"low": 0, "medium": 1, "high": 2}
+
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
@@ -85,6 +87,15 @@ class RetentionModels:
 
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         churn = self.churn.predict_proba(state, now_ms)
+        tier = self.churn.tier(churn, state.churn_tier or None)
+        # A rise needs a tier to rise from and a buying customer (only buyers can churn).
+        rose = (
+            self.churn.ready
+            and state.purchase_count > 0
+            and state.churn_tier in _TIER_RANK
+            and _TIER_RANK[tier] > _TIER_RANK[state.churn_tier]
+        )
+        drivers = tuple(self.churn.drivers(state, now_ms)) if rose else ()
         segment_id = segment = None
         if self.segments.seen and state.purchase_count:
             current = state.segment_id if state.segment_id >= 0 else None
@@ -100,7 +111,9 @@ class RetentionModels:
         )
         return Scores(
             churn_risk=churn,
-            churn_tier=self.churn.tier(churn),
+            churn_tier=tier,
+            churn_tier_rose=rose,
+            churn_drivers=drivers,
             segment=segment,
             segment_id=segment_id,
             sentiment=sentiment,

@@ -22,6 +22,10 @@ class Scores:
     churn_tier: Literal["low", "medium", "high"] | None = None
     segment: str | None = None
     segment_id: int | None = None
+    #: The churn tier rose with this event, and the model has learned enough to say so.
+    churn_tier_rose: bool = False
+    #: Then: what pushed the risk up most, as (feature, text, push on the logit).
+    churn_drivers: tuple[tuple[str, str, float], ...] = ()
     sentiment: Literal["positive", "negative"] | None = None
     sentiment_proba: float | None = None
     clv: float | None = None

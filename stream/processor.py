@@ -115,6 +115,8 @@ class EventProcessor:
         scores = self.scorer.score_one(after, event.ts_ms, event)
         if scores.segment_id is not None:
             after.segment_id = scores.segment_id
+        if scores.churn_tier is not None:
+            after.churn_tier = scores.churn_tier
         if (
             isinstance(event, FeedbackEvent)
             and event.rating is None

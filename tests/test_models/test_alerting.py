@@ -41,3 +41,30 @@ def test_alert_id_is_deterministic_and_kind_specific() -> None:
     assert a.alert_id == b.alert_id == alert_id_for(AlertKind.NEGATIVE_FEEDBACK, "f9")
     assert a.alert_id != alert_id_for(AlertKind.CHURN_RISK, "f9")
     assert "awful" not in a.model_dump_json()  # raw text never leaves in an alert
+
+
+def test_a_churn_tier_rise_alerts_with_its_drivers_and_value_at_risk() -> None:
+    event = parse_event_object(purchase("p7", "c", BASE_TS, 10.0))
+    after = apply_event(None, event)
+    assert after is not None
+    scores = Scores(
+        churn_risk=0.82,
+        churn_tier="high",
+        value_at_risk=410.0,
+        churn_tier_rose=True,
+        churn_drivers=(
+            (
+                "recency_log",
+                "no purchase for 74 days, 3.0x this customer's usual gap of 25 days",
+                1.2,
+            ),
+        ),
+    )
+    alert = AlertPolicy().evaluate(None, after, event, scores, "m/1", NOW)[0]
+    assert (alert.kind.value, alert.severity.value) == ("churn_risk", "high")
+    assert alert.alert_id == alert_id_for(AlertKind.CHURN_RISK, "p7")
+    assert alert.value_at_risk == 410.0 and alert.churn_risk == 0.82
+    assert [r.code for r in alert.reasons] == ["churn_tier", "recency_log"]
+    assert "74 days" in alert.reasons[1].text
+    quiet = Scores(churn_risk=0.82, churn_tier="high", churn_tier_rose=False)
+    assert AlertPolicy().evaluate(None, after, event, quiet, "m/1", NOW) == []

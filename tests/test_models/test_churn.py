@@ -70,3 +70,31 @@ def test_risk_grows_while_a_customer_is_silent() -> None:
 def test_features_are_finite_for_a_fresh_customer() -> None:
     state = bought("a", BASE_TS)
     assert all(abs(v) < 1e6 for v in churn_features(state, BASE_TS).values())
+
+
+def test_tiers_have_hysteresis() -> None:
+    model = ChurnModel(tier_thresholds=(0.4, 0.7))
+    assert model.tier(0.69) == "medium"
+    assert model.tier(0.69, current="high") == "high"  # hovering just below: stays
+    assert model.tier(0.64, current="high") == "medium"
+    assert model.tier(0.37, current="medium") == "medium"
+    assert model.tier(0.34, current="medium") == "low"
+    assert model.tier(0.71, current="low") == "high"
+
+
+def test_drivers_name_what_pushes_risk_up_in_words() -> None:
+    model = ChurnModel(horizon_days=30)
+    states = {c: bought(c, BASE_TS) for c in "abcdefgh"}
+    for week in range(1, 40):
+        now = BASE_TS + week * 7 * DAY_MS
+        for c in "abcd":
+            states[c] = bought(c, now, states[c])
+            model.on_purchase(c, now)
+        model.mature(now)
+        for state in states.values():
+            model.snapshot(state, now)
+    silent = states["e"]
+    drivers = model.drivers(silent, BASE_TS + 40 * 7 * DAY_MS)
+    assert drivers and all(d.push > 0 for d in drivers)
+    assert drivers == sorted(drivers, key=lambda d: d.push, reverse=True)
+    assert any(d.text.startswith("no purchase for 280 days") for d in drivers), drivers

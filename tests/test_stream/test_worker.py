@@ -206,7 +206,18 @@ def test_mixed_batch_state_dead_letters_alerts(
         assert by_value[(topic, value)] == code, (topic, value[:40])
 
     rated_negative = [e for e in events if e["type"] == "feedback" and e.get("rating", 5) <= 2]
-    alerts = collect(settings, "alerts", lambda r: len(r) >= len(rated_negative), timeout_s=30)
+
+    def negative_feedback(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [a for a in records if a["kind"] == "negative_feedback"]
+
+    alerts = negative_feedback(
+        collect(
+            settings,
+            "alerts",
+            lambda r: len(negative_feedback(r)) >= len(rated_negative),
+            timeout_s=30,
+        )
+    )
     assert sorted(a["event_id"] for a in alerts) == sorted(e["event_id"] for e in rated_negative)
     assert len({a["alert_id"] for a in alerts}) == len(alerts)
 

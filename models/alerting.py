@@ -68,18 +68,9 @@ class AlertPolicy:
             AlertReason(code=feature, text=text, value=round(push, 3))
             for feature, text, push in scores.churn_drivers
         ]
-        return RiskAlert(
-            alert_id=alert_id_for(AlertKind.CHURN_RISK, event.event_id),
-            kind=AlertKind.CHURN_RISK,
-            severity=Severity.HIGH if scores.churn_tier == "high" else Severity.MEDIUM,
-            customer_id=state.customer_id,
-            event_id=event.event_id,
-            ts=event_time(event.ts_ms),
-            emitted_at=emitted_at,
-            model_version=model_version,
-            reasons=reasons,
-            churn_risk=scores.churn_risk,
-            value_at_risk=scores.value_at_risk,
+        severity = Severity.HIGH if scores.churn_tier == "high" else Severity.MEDIUM
+        return _customer_alert(
+            AlertKind.CHURN_RISK, severity, reasons, state, event, scores, model_version, emitted_at
         )
 
     def _negative_feedback(
@@ -103,17 +94,43 @@ class AlertPolicy:
                     value=state.negative_feedback_count,
                 )
             )
-        return RiskAlert(
-            alert_id=alert_id_for(AlertKind.NEGATIVE_FEEDBACK, event.event_id),
-            kind=AlertKind.NEGATIVE_FEEDBACK,
-            severity=Severity.HIGH if event.rating == 1 else Severity.MEDIUM,
-            customer_id=state.customer_id,
-            event_id=event.event_id,
-            ts=event_time(event.ts_ms),
-            emitted_at=emitted_at,
-            model_version=model_version,
-            reasons=reasons,
-            churn_risk=scores.churn_risk,
-            value_at_risk=scores.value_at_risk,
+        severity = Severity.HIGH if event.rating == 1 else Severity.MEDIUM
+        return _customer_alert(
+            AlertKind.NEGATIVE_FEEDBACK,
+            severity,
+            reasons,
+            state,
+            event,
+            scores,
+            model_version,
+            emitted_at,
             sentiment_proba=scores.sentiment_proba,
         )
+
+
+def _customer_alert(
+    kind: AlertKind,
+    severity: Severity,
+    reasons: list[AlertReason],
+    state: CustomerState,
+    event: AnyEvent,
+    scores: Scores,
+    model_version: str,
+    emitted_at: datetime,
+    sentiment_proba: float | None = None,
+) -> RiskAlert:
+    """An alert about one customer, triggered by ``event`` (its id makes the alert id)."""
+    return RiskAlert(
+        alert_id=alert_id_for(kind, event.event_id),
+        kind=kind,
+        severity=severity,
+        customer_id=state.customer_id,
+        event_id=event.event_id,
+        ts=event_time(event.ts_ms),
+        emitted_at=emitted_at,
+        model_version=model_version,
+        reasons=reasons,
+        churn_risk=scores.churn_risk,
+        value_at_risk=scores.value_at_risk,
+        sentiment_proba=sentiment_proba,
+    )

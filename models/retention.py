@@ -69,7 +69,6 @@ class RetentionModels:
         if self.clock_ms is not None and now_ms <= self.clock_ms:
             return
         self.clock_ms = now_ms
-        self.churn.mature(now_ms)
         if self.next_tick_ms is None:
             self.next_tick_ms = now_ms - now_ms % self.interval_ms + self.interval_ms
         while now_ms >= self.next_tick_ms:
@@ -83,7 +82,9 @@ class RetentionModels:
             for state in buyers:
                 self.segments.learn_one(segment_features(state, at))
             self.next_tick_ms += self.interval_ms
-            self.churn.mature(now_ms)
+        # After the ticks: snapshots taken just now mature too if the clock jumped past
+        # their horizon (a gap in the stream), in time order behind the older ones.
+        self.churn.mature(now_ms)
 
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         churn = self.churn.predict_proba(state, now_ms)

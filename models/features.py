@@ -66,6 +66,11 @@ class CustomerState:
     cart_removes: int = 0
     checkouts: int = 0
     last_browse_ms: int | None = None
+    # The open cart: items added since the last checkout or purchase, and when the first
+    # went in (None when empty); cart_alerted_ms is the cart an abandonment alert was for.
+    cart_items: int = 0
+    cart_opened_ms: int | None = None
+    cart_alerted_ms: int | None = None
     # Recency-weighted activity (exponential decay, half-life ACTIVITY_HALF_LIFE_DAYS),
     # all decayed to decayed_at_ms; read them through decayed().
     purchases_decayed: float = 0.0
@@ -81,10 +86,16 @@ class CustomerState:
     # Sentiment of feedback, P(positive) from the rating or the sentiment model.
     sentiment_sum: float = 0.0
     sentiment_count: int = 0
-    # The customer's current segment (cluster id, -1 before the first), for hysteresis.
+    # The customer's current segment (cluster id, -1 before the first), for hysteresis,
+    # and its name then (names follow the centroids, so a downgrade compares names).
     segment_id: int = -1
+    segment: str = ""
+    # The valuable segment the customer was last in, until a downgrade alert is raised.
+    valued_segment: str = ""
     # The customer's current churn tier ("" before the first score), for hysteresis.
     churn_tier: str = ""
+    # Event time of the last alert per kind, for the per-customer cooldown.
+    alerted_ms: dict[str, int] = field(default_factory=dict)
     # Idempotence: highest offset applied per "topic:partition", and recent event ids.
     offsets: dict[str, int] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)
@@ -150,10 +161,11 @@ def _bump_activity(
     state.browse_decayed += browse
 
 
-def _copy(state: CustomerState) -> CustomerState:
+def copy_state(state: CustomerState) -> CustomerState:
     new = dataclasses.replace(state)
     new.offsets = dict(state.offsets)
     new.recent_event_ids = list(state.recent_event_ids)
+    new.alerted_ms = dict(state.alerted_ms)
     return new
 
 
@@ -184,7 +196,7 @@ def apply_event(
     if state is None:
         new = CustomerState(customer_id=event.customer_id, first_seen_ms=ts, last_seen_ms=ts)
     else:
-        new = _copy(state)
+        new = copy_state(state)
         new.first_seen_ms = min(new.first_seen_ms, ts)
         new.last_seen_ms = max(new.last_seen_ms, ts)
     new.last_event_id = event.event_id
@@ -211,6 +223,7 @@ def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
         return
     ts = event.ts_ms
     state.purchase_count += 1
+    _close_cart(state, ts)
     _bump_activity(state, ts, 1.0, event.amount, 0.0)
     if state.first_purchase_ms is None or ts < state.first_purchase_ms:
         state.first_purchase_ms = ts
@@ -233,12 +246,26 @@ def _apply_browse(state: CustomerState, event: BrowseEvent) -> None:
             state.searches += 1
         case "add_to_cart":
             state.cart_adds += 1
+            state.cart_items += 1
+            if state.cart_opened_ms is None or event.ts_ms < state.cart_opened_ms:
+                state.cart_opened_ms = event.ts_ms
         case "remove_from_cart":
             state.cart_removes += 1
+            state.cart_items = max(state.cart_items - 1, 0)
+            if state.cart_items == 0:
+                state.cart_opened_ms = None
         case "checkout":
             state.checkouts += 1
+            _close_cart(state, event.ts_ms)
     if state.last_browse_ms is None or event.ts_ms > state.last_browse_ms:
         state.last_browse_ms = event.ts_ms
+
+
+def _close_cart(state: CustomerState, ts: int) -> None:
+    """A checkout or purchase empties the cart it follows (not one opened after it)."""
+    if state.cart_opened_ms is not None and state.cart_opened_ms <= ts:
+        state.cart_items = 0
+        state.cart_opened_ms = None
 
 
 def _apply_feedback(state: CustomerState, event: FeedbackEvent) -> None:

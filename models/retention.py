@@ -89,10 +89,13 @@ class RetentionModels:
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         churn = self.churn.predict_proba(state, now_ms)
         tier = self.churn.tier(churn, state.churn_tier or None)
-        # A rise needs a tier to rise from and a buying customer (only buyers can churn).
+        # A rise needs a tier to rise from and a buying customer (only buyers can churn),
+        # and is never news at the purchase itself (a new buyer's first risk is no rise).
         rose = (
             self.churn.ready
             and state.purchase_count > 0
+            and state.last_purchase_ms is not None
+            and state.last_purchase_ms < now_ms
             and state.churn_tier in _TIER_RANK
             and _TIER_RANK[tier] > _TIER_RANK[state.churn_tier]
         )
@@ -117,8 +120,10 @@ class RetentionModels:
             churn_drivers=drivers,
             segment=segment,
             segment_id=segment_id,
+            segment_ready=self.segments.ready,
             sentiment=sentiment,
             sentiment_proba=sentiment_proba,
+            sentiment_ready=self.sentiment.ready,
             clv=clv,
             value_at_risk=value_at_risk(churn, clv),
         )

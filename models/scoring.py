@@ -22,12 +22,16 @@ class Scores:
     churn_tier: Literal["low", "medium", "high"] | None = None
     segment: str | None = None
     segment_id: int | None = None
+    #: The segment model has learned enough for a fall between segments to raise an alert.
+    segment_ready: bool = False
     #: The churn tier rose with this event, and the model has learned enough to say so.
     churn_tier_rose: bool = False
     #: Then: what pushed the risk up most, as (feature, text, push on the logit).
     churn_drivers: tuple[tuple[str, str, float], ...] = ()
     sentiment: Literal["positive", "negative"] | None = None
     sentiment_proba: float | None = None
+    #: The sentiment model has learned enough for its prediction to raise an alert.
+    sentiment_ready: bool = False
     clv: float | None = None
     value_at_risk: float | None = None
 

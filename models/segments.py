@@ -35,6 +35,8 @@ ARCHETYPES: dict[str, tuple[float, float, float]] = {
 }
 #: Segments a customer should not fall out of unnoticed (for segment_downgrade alerts).
 VALUE_ORDER = ["champions", "loyal", "new", "at_risk", "hibernating", "lost"]
+#: Customer snapshots learned before a move between segments may raise an alert.
+MIN_LEARNED_FOR_ALERTS = 2_000
 
 
 def segment_features(state: CustomerState, now_ms: int) -> dict[str, float]:
@@ -56,8 +58,18 @@ class SegmentModel:
         self.switch_margin = switch_margin
         self.scaler = preprocessing.StandardScaler()
         self.kmeans = cluster.KMeans(n_clusters=n_clusters, halflife=halflife, sigma=1.0, seed=seed)
+        # River draws a centre's random start lazily, when a feature is first read, and
+        # its distance reads features in set order (string hashes vary per process): draw
+        # them all now, in a fixed order, so that a replay is the same in every process.
+        for center in self.kmeans.centers.values():
+            for feature in FEATURES:
+                center[feature]  # the read draws the start value
         self._names: dict[int, str] = {}
         self.seen = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.seen >= MIN_LEARNED_FOR_ALERTS
 
     def scaled(self, features: dict[str, float]) -> dict[str, float]:
         return dict(self.scaler.transform_one(features))

@@ -60,6 +60,10 @@ def rating_label(rating: int | None) -> bool | None:
     return rating > 3
 
 
+#: Rated texts learned before a predicted sentiment may raise an alert.
+MIN_EXAMPLES_FOR_ALERTS = 200
+
+
 class SentimentModel:
     VERSION = "sentiment-mnb/1"
 
@@ -73,6 +77,10 @@ class SentimentModel:
         if not proba:
             return 0.5
         return float(proba.get(True, 0.0))
+
+    @property
+    def ready(self) -> bool:
+        return self.learned >= MIN_EXAMPLES_FOR_ALERTS
 
     def learn_one(self, text: str, positive: bool) -> None:
         self.model.learn_one(text_features(text), positive)

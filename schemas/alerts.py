@@ -1,8 +1,13 @@
 """``RiskAlert``: the record on the alerts topic, a public contract for subscribers.
 
-``alert_id`` is derived from the triggering event and the alert kind, so the same
-alert is recognisable after a worker restart or a rebalance; subscribers may
-de-duplicate on it.
+``alert_id`` is derived from the alert kind and what triggered it (the customer and
+event, the customer and scan time, or the surge window), so the same alert is
+recognisable after a worker restart or a rebalance; subscribers may de-duplicate on it.
+
+Versions (semantic: a minor version only adds optional fields; subscribers ignore
+fields they do not know):
+- 1.1.0: ``churn_tier``, ``segment``, ``clv``, ``excerpt`` and ``window`` added.
+- 1.0.0: first release.
 
 >>> alert_id_for("negative_feedback", "evt-1") == alert_id_for("negative_feedback", "evt-1")
 True
@@ -17,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ALERT_SCHEMA_VERSION: Literal["1.0.0"] = "1.0.0"
+ALERT_SCHEMA_VERSION: Literal["1.1.0"] = "1.1.0"
 
 
 class AlertKind(StrEnum):
@@ -45,10 +50,25 @@ class AlertReason(BaseModel):
     value: float | None = Field(default=None, description="The driver's value, if numeric.")
 
 
+class SurgeWindow(BaseModel):
+    """The figures behind a ``sentiment_surge``: the window against its own baseline."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime = Field(description="Start of the event-time window (UTC).")
+    end: datetime = Field(description="End of the window: event time of the latest feedback.")
+    feedback: int = Field(ge=0, description="Feedback events in the window.")
+    negative: int = Field(ge=0, description="Negative ones among them.")
+    negative_share: float = Field(ge=0.0, le=1.0)
+    baseline_feedback: int = Field(ge=0, description="Feedback in the baseline before it.")
+    baseline_negative_share: float = Field(ge=0.0, le=1.0)
+    z_score: float = Field(description="Two-proportion z statistic, window vs baseline.")
+
+
 class RiskAlert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal["1.0.0"] = ALERT_SCHEMA_VERSION
+    schema_version: Literal["1.1.0"] = ALERT_SCHEMA_VERSION
     alert_id: str = Field(description="Deterministic: same triggering event and kind, same id.")
     kind: AlertKind
     severity: Severity
@@ -60,10 +80,21 @@ class RiskAlert(BaseModel):
     model_version: str
     reasons: list[AlertReason] = Field(default_factory=list)
     churn_risk: float | None = Field(default=None, ge=0.0, le=1.0)
-    value_at_risk: float | None = None
+    churn_tier: Literal["low", "medium", "high"] | None = None
+    segment: str | None = Field(default=None, description="The customer's segment now.")
+    clv: float | None = Field(default=None, description="Expected lifetime value.")
+    value_at_risk: float | None = Field(
+        default=None, description="churn_risk x clv: rank alerts by money with it."
+    )
     sentiment_proba: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Probability that the feedback is positive."
     )
+    excerpt: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Feedback excerpt with e-mail addresses, phone and long numbers masked.",
+    )
+    window: SurgeWindow | None = Field(default=None, description="For sentiment_surge.")
 
 
 def alert_id_for(kind: str, trigger: str) -> str:

@@ -1,4 +1,7 @@
-"""One thin agent per input topic: decode, route, apply, publish.
+"""Thin agents: one per input topic (decode, route, apply, publish), one for scan ticks
+(re-score the quiet customers of a partition) and one for feedback outcomes (the
+sentiment-surge detector, on one partition so that it sees every customer), plus a timer
+that moves the event-time clock when input partitions go idle.
 
 Errors at the Kafka edge are logged with topic, partition and offset, and decided
 explicitly: bad input and processing failures go to the dead-letter topic and the
@@ -13,22 +16,29 @@ buffer before it commits offsets, which keeps delivery at-least-once.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from models.features import CustomerState, SourcePosition
+from schemas.alerts import RiskAlert
 from schemas.dead_letter import DeadLetter, RejectReason, b64
 from schemas.events import EventType
 from schemas.wire import Rejected, decode_event
 from stream import metrics
+from stream.clock import RateLimit, Watermark
+from stream.processor import Processed, SurgeWatch
 from stream.topics import partition_for
 
 if TYPE_CHECKING:
     from stream.app import ScorerApp
 
 log = logging.getLogger(__name__)
+
+#: Seconds between log lines about rate-limited alerts (each line carries the count).
+RATE_LIMIT_LOG_INTERVAL_S = 10.0
 
 
 def dead_letter_record(
@@ -50,14 +60,84 @@ def dead_letter_record(
     )
 
 
+class Edge:
+    """What the agents of one worker share: the clock, the publishing rules and the
+    surge detector."""
+
+    def __init__(self, sa: ScorerApp) -> None:
+        self.sa = sa
+        self.processor = sa.processor
+        self.settings = sa.settings
+        self.watermark = Watermark(sa.settings.watermark_idle_s)
+        self.rate_limit = RateLimit(sa.settings.alert_rate_per_s, sa.settings.alert_burst)
+        self.surge = SurgeWatch(sa.settings.surge())
+        self.rate_limited = 0
+        self.rate_limited_logged_at = 0.0
+
+    def publish(self, out: Processed) -> None:
+        """Write a customer's new state and publish its score, alerts and feedback outcome."""
+        customer_id = out.state.customer_id
+        self.sa.customers[customer_id] = out.state.to_bytes()
+        key = customer_id.encode()
+        self.sa.topics.scores.send_soon(key=key, value=out.score.model_dump_json().encode())
+        for alert in out.alerts:
+            self.publish_alert(key, alert)
+        for kind in out.suppressed:
+            metrics.ALERTS_SUPPRESSED.labels(kind.value, "cooldown").inc()
+        if out.feedback_negative is not None:
+            signal = orjson.dumps({"ts": out.ts_ms, "negative": out.feedback_negative})
+            self.sa.topics.feedback_signals.send_soon(key=None, value=signal, partition=0)
+
+    def publish_alert(self, key: bytes, alert: RiskAlert) -> None:
+        if not self.rate_limit.allow():
+            metrics.ALERTS_SUPPRESSED.labels(alert.kind.value, "rate_limit").inc()
+            self.rate_limited += 1
+            now = time.monotonic()
+            if now - self.rate_limited_logged_at >= RATE_LIMIT_LOG_INTERVAL_S:
+                log.warning(
+                    "alert rate limit (%.0f/s): %d alerts held back so far, latest %s %s",
+                    self.settings.alert_rate_per_s,
+                    self.rate_limited,
+                    alert.kind.value,
+                    alert.alert_id,
+                )
+                self.rate_limited_logged_at = now
+            return
+        self.sa.topics.alerts.send_soon(key=key, value=alert.model_dump_json().encode())
+        metrics.ALERTS.labels(alert.kind.value).inc()
+
+    def clock_moved(self) -> None:
+        """When the clock reached a scan time, tick every scan partition this worker owns
+        (the scan must run in that partition's context: its table writes go to the
+        partition's changelog)."""
+        if self.processor.clock_ms is not None:
+            metrics.WATERMARK.set(self.processor.clock_ms / 1000)
+        at_ms = self.processor.scan_due()
+        if at_ms is None:
+            return
+        assigned = self.sa.app.assignor.assigned_actives()
+        tick = orjson.dumps({"at": at_ms})
+        for tp in assigned:
+            if tp.topic == self.settings.topic_scan:
+                self.sa.topics.scan.send_soon(key=None, value=tick, partition=tp.partition)
+
+    def on_timer(self) -> None:
+        """Partitions that went idle stop holding the clock back, also with no new event."""
+        watermark = self.watermark.current()
+        if watermark is not None:
+            self.processor.advance(watermark)
+            self.clock_moved()
+
+
 class TopicHandler:
     """Handles the messages of one input topic for a built app."""
 
-    def __init__(self, sa: ScorerApp, expected: EventType) -> None:
-        self.sa = sa
-        self.processor = sa.processor
+    def __init__(self, edge: Edge, expected: EventType) -> None:
+        self.edge = edge
+        self.sa = edge.sa
+        self.processor = edge.processor
         self.expected = expected
-        self.settings = sa.settings
+        self.settings = edge.settings
 
     def handle(self, message: Any) -> None:
         where = (message.topic, message.partition, message.offset)
@@ -79,10 +159,11 @@ class TopicHandler:
             metrics.EVENTS.labels(message.topic, "rerouted").inc()
             log.info("rerouted %s[%d]@%d to partition %d", *where, partition)
             return
+        watermark = self.edge.watermark.observe(where[:2], event.ts_ms)
         try:
             raw = self.sa.customers.get(customer_id)
             before = CustomerState.from_bytes(raw) if raw is not None else None
-            result = self.processor.process(before, event, SourcePosition(*where))
+            result = self.processor.process(before, event, SourcePosition(*where), watermark)
         except Exception as exc:  # a bug must not stop the partition: park the message
             log.exception("processing failed at %s[%d]@%d", *where)
             self.dead_letter(message, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
@@ -90,13 +171,9 @@ class TopicHandler:
         if result is None:
             metrics.EVENTS.labels(message.topic, "duplicate").inc()
             return
-        self.sa.customers[customer_id] = result.state.to_bytes()
-        key = customer_id.encode()
-        self.sa.topics.scores.send_soon(key=key, value=result.score.model_dump_json().encode())
-        for alert in result.alerts:
-            self.sa.topics.alerts.send_soon(key=key, value=alert.model_dump_json().encode())
-            metrics.ALERTS.labels(alert.kind.value).inc()
+        self.edge.publish(result)
         metrics.EVENTS.labels(message.topic, "ok").inc()
+        self.edge.clock_moved()
 
     def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
         log.warning(
@@ -117,12 +194,50 @@ class TopicHandler:
         metrics.DEAD_LETTERS.labels(message.topic, code.value).inc()
 
 
-def register(sa: ScorerApp) -> None:
+def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
+    """Re-score the quiet customers of one partition at event time ``at_ms``."""
+    sa = edge.sa
+    metrics.SCANS.inc()
+    for customer_id in list(sa.customers.keys()):
+        if partition_for(customer_id, sa.input_partitions) != partition:
+            continue
+        try:
+            out = edge.processor.rescore(CustomerState.from_bytes(sa.customers[customer_id]), at_ms)
+        except Exception:  # one customer's bug must not stop the scan of the others
+            log.exception("scan at %d failed for customer %r", at_ms, customer_id)
+            continue
+        if out is not None:
+            edge.publish(out)
+
+
+def register(sa: ScorerApp) -> Edge:
+    edge = Edge(sa)
     for name, (topic, expected) in sa.topics.inputs.items():
-        handler = TopicHandler(sa, expected)  # type: ignore[arg-type]
+        handler = TopicHandler(edge, expected)  # type: ignore[arg-type]
 
         async def agent(stream: Any, handler: TopicHandler = handler) -> None:
             async for event in stream.events():
                 handler.handle(event.message)
 
         sa.app.agent(topic, name=f"consume-{name}")(agent)
+
+    async def scan(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            at_ms = int(orjson.loads(message.value)["at"])
+            scan_partition(edge, message.partition, at_ms)
+
+    async def surge(stream: Any) -> None:
+        async for event in stream.events():
+            signal = orjson.loads(event.message.value)
+            alert = edge.surge.observe(int(signal["ts"]), bool(signal["negative"]))
+            if alert is not None:
+                edge.publish_alert(alert.kind.value.encode(), alert)
+
+    async def clock() -> None:
+        edge.on_timer()
+
+    sa.app.agent(sa.topics.scan, name="scan-quiet-customers")(scan)
+    sa.app.agent(sa.topics.feedback_signals, name="detect-sentiment-surge")(surge)
+    sa.app.timer(interval=min(1.0, sa.settings.watermark_idle_s / 2))(clock)
+    return edge

@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from models.alerting import AlertPolicy
 from models.features import CustomerState
 from models.retention import RetentionModels
 from stream.processor import EventProcessor
@@ -24,6 +25,8 @@ class AppTopics:
     alerts: Any
     scores: Any
     dead_letter: Any
+    scan: Any  # internal: scan ticks, co-partitioned with the input
+    feedback_signals: Any  # internal, one partition: feedback outcomes for the surge
 
 
 @dataclass(frozen=True)
@@ -36,15 +39,14 @@ class ScorerApp:
     processor: EventProcessor
 
 
-def _raw_topic(app: faust.App, name: str, settings: Settings, **kwargs: Any) -> Any:
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(
         name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.topic_partitions,
-        **kwargs,
+        partitions=partitions,
     )
 
 
@@ -76,14 +78,17 @@ def build_app(
         web_port=settings.web_port,
         web_in_thread=False,
     )
+    n = settings.topic_partitions
     topics = AppTopics(
         inputs={
-            name: (_raw_topic(app, name, settings), kind)
+            name: (_raw_topic(app, name, input_partitions), kind)
             for name, kind in settings.input_topics.items()
         },
-        alerts=_raw_topic(app, settings.topic_alerts, settings),
-        scores=_raw_topic(app, settings.topic_scores, settings),
-        dead_letter=_raw_topic(app, settings.topic_dead_letter, settings),
+        alerts=_raw_topic(app, settings.topic_alerts, n),
+        scores=_raw_topic(app, settings.topic_scores, n),
+        dead_letter=_raw_topic(app, settings.topic_dead_letter, n),
+        scan=_raw_topic(app, settings.topic_scan, input_partitions),
+        feedback_signals=_raw_topic(app, settings.topic_feedback_signals, 1),
     )
     customers: Any = app.Table(
         "customers",
@@ -105,7 +110,9 @@ def build_app(
             scorer=load_models(settings.models_path)
             if settings.models_path
             else RetentionModels(settings.models()),
+            policy=AlertPolicy(settings.alerts()),
             customers=lambda: (CustomerState.from_bytes(raw) for raw in customers.values()),
+            scan_interval_days=settings.scan_interval_days,
         )
     scorer_app = ScorerApp(
         app=app,

@@ -9,11 +9,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from models.alerting import AlertPolicy, event_time
-from models.features import AnyEvent, CustomerState, SourcePosition, apply_event, record_sentiment
+from models.alerting import AlertDecision, AlertPolicy, event_time, surge_alert
+from models.features import (
+    DAY_MS,
+    NEGATIVE_RATING_MAX,
+    AnyEvent,
+    CustomerState,
+    SourcePosition,
+    apply_event,
+    copy_state,
+    record_sentiment,
+)
 from models.retention import RetentionModels
 from models.scoring import CustomerScorer, Scores
-from schemas.alerts import RiskAlert
+from models.surge import SentimentSurge
+from schemas.alerts import AlertKind, RiskAlert
 from schemas.events import FeedbackEvent
 from schemas.scores import CustomerScore
 
@@ -24,12 +34,46 @@ def wall_clock() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Processed:
-    """The outcome of one applied event."""
+    """The outcome of one applied event (or one scan of a quiet customer)."""
 
     state: CustomerState
+    ts_ms: int  # event time of the event, or of the scan
     scores: Scores
     score: CustomerScore
     alerts: list[RiskAlert]
+    #: Alert kinds the per-customer cooldown held back.
+    suppressed: list[AlertKind]
+    #: For feedback: negative (rating, or predicted when unrated) or not; else None.
+    feedback_negative: bool | None = None
+
+
+def feedback_negative(event: AnyEvent, scores: Scores) -> bool | None:
+    """Whether feedback counts as negative for the surge detector (None: no opinion)."""
+    if not isinstance(event, FeedbackEvent):
+        return None
+    if event.rating is not None:
+        return event.rating <= NEGATIVE_RATING_MAX
+    if scores.sentiment_ready and scores.sentiment_proba is not None:
+        return scores.sentiment_proba < 0.5
+    return None
+
+
+class SurgeWatch:
+    """The sentiment-surge detector over all customers' feedback, with its alerts."""
+
+    def __init__(
+        self,
+        detector: SentimentSurge | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.detector = detector or SentimentSurge()
+        self.clock = clock or wall_clock
+
+    def observe(self, ts_ms: int, negative: bool) -> RiskAlert | None:
+        surge = self.detector.learn_one(ts_ms, negative)
+        if surge is None:
+            return None
+        return surge_alert(surge, SentimentSurge.VERSION, self.clock())
 
 
 def score_record(
@@ -80,6 +124,10 @@ class EventProcessor:
     ``customers`` lists every customer state this processor owns (the worker's table
     partitions, or replay's dict); the models read it at their event-time ticks.
 
+    The event-time clock is the event's own time in ``replay``, and the low watermark of
+    the input partitions in the worker. Every ``scan_interval_days`` of it,
+    :meth:`scan_due` says a scan of quiet customers is due (:meth:`rescore` each).
+
     >>> from schemas.events import parse_event_object
     >>> e = parse_event_object({"type": "browse", "event_id": "b1", "customer_id": "c9",
     ...                         "ts": "2011-03-01T09:00:00Z", "action": "add_to_cart"})
@@ -94,29 +142,49 @@ class EventProcessor:
         policy: AlertPolicy | None = None,
         clock: Callable[[], datetime] = wall_clock,
         customers: Callable[[], Iterable[CustomerState]] = tuple,
+        scan_interval_days: float = 1.0,
     ) -> None:
         self.scorer: CustomerScorer = scorer if scorer is not None else RetentionModels()
         self.policy = policy if policy is not None else AlertPolicy()
         self.clock = clock
         self.customers = customers
+        self.scan_interval_ms = int(scan_interval_days * DAY_MS)
+        self.clock_ms: int | None = None
+        self.next_scan_ms: int | None = None
+
+    def advance(self, now_ms: int) -> None:
+        """Move the event-time clock (never backwards) and the models' with it."""
+        if self.clock_ms is None or now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+            self.scorer.advance(now_ms, self.customers)
+
+    def scan_due(self) -> int | None:
+        """The scan time the clock reached since the last call, if any: one scan, however
+        far the clock jumped (none for the boundary the processor started after)."""
+        if self.clock_ms is None:
+            return None
+        boundary = self.clock_ms - self.clock_ms % self.scan_interval_ms
+        if self.next_scan_ms is not None and boundary < self.next_scan_ms:
+            return None
+        first = self.next_scan_ms is None
+        self.next_scan_ms = boundary + self.scan_interval_ms
+        return None if first else boundary
 
     def process(
         self,
         before: CustomerState | None,
         event: AnyEvent,
         position: SourcePosition | None = None,
+        watermark_ms: int | None = None,
     ) -> Processed | None:
         """``None`` when the event was already applied (a redelivery): publish nothing."""
         after = apply_event(before, event, position)
         if after is None:
             return None
-        self.scorer.advance(event.ts_ms, self.customers)
+        self.advance(event.ts_ms if watermark_ms is None else watermark_ms)
         # Test-then-train: score with what the models knew before this event.
         scores = self.scorer.score_one(after, event.ts_ms, event)
-        if scores.segment_id is not None:
-            after.segment_id = scores.segment_id
-        if scores.churn_tier is not None:
-            after.churn_tier = scores.churn_tier
+        _remember(after, scores)
         if (
             isinstance(event, FeedbackEvent)
             and event.rating is None
@@ -125,6 +193,50 @@ class EventProcessor:
             record_sentiment(after, scores.sentiment_proba)
         self.scorer.learn_one(before, after, event)
         version = self.scorer.model_version
-        alerts = self.policy.evaluate(before, after, event, scores, version, self.clock())
+        decision = self.policy.on_event(before, after, event, scores, version, self.clock())
         score = score_record(after, scores, event.ts_ms, version, event.event_id)
-        return Processed(state=after, scores=scores, score=score, alerts=alerts)
+        negative = feedback_negative(event, scores)
+        return _processed(after, event.ts_ms, scores, score, decision, negative)
+
+    def rescore(self, before: CustomerState, at_ms: int) -> Processed | None:
+        """Score a customer with no event since before ``at_ms``; ``None`` when nothing
+        changed (no new tier, segment or alert), so a scan publishes only news."""
+        if before.last_seen_ms >= at_ms or not (before.purchase_count or before.cart_items):
+            return None
+        after = copy_state(before)
+        scores = self.scorer.score_one(after, at_ms)
+        _remember(after, scores)
+        version = self.scorer.model_version
+        decision = self.policy.on_scan(before, after, at_ms, scores, version, self.clock())
+        if after == before and not decision.suppressed:
+            return None
+        score = score_record(after, scores, at_ms, version, None)
+        return _processed(after, at_ms, scores, score, decision, None)
+
+
+def _remember(state: CustomerState, scores: Scores) -> None:
+    """Keep what the next score's hysteresis (and a downgrade) compares with."""
+    if scores.segment_id is not None and scores.segment is not None:
+        state.segment_id = scores.segment_id
+        state.segment = scores.segment
+    if scores.churn_tier is not None:
+        state.churn_tier = scores.churn_tier
+
+
+def _processed(
+    state: CustomerState,
+    ts_ms: int,
+    scores: Scores,
+    score: CustomerScore,
+    decision: AlertDecision,
+    negative: bool | None,
+) -> Processed:
+    return Processed(
+        state=state,
+        ts_ms=ts_ms,
+        scores=scores,
+        score=score,
+        alerts=decision.alerts,
+        suppressed=decision.suppressed,
+        feedback_negative=negative,
+    )

@@ -23,9 +23,10 @@ import orjson
 
 from models.features import CustomerState
 from models.retention import ModelConfig, RetentionModels
+from schemas.alerts import RiskAlert
 from schemas.events import FeedbackEvent
 from schemas.wire import Rejected, decode_event
-from stream.processor import EventProcessor, score_record
+from stream.processor import EventProcessor, Processed, SurgeWatch, score_record
 
 SCORE_COLUMNS = [
     "customer_id", "churn_risk", "churn_tier", "segment", "clv", "value_at_risk",
@@ -43,7 +44,9 @@ class ReplayResult:
     applied: int = 0
     duplicates: int = 0
     after_as_of: int = 0
-    alerts: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    scans: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -59,11 +62,36 @@ def replay_lines(
     progress: IO[str] | None = None,
 ) -> ReplayResult:
     """Apply every valid event up to ``as_of_ms`` (all when ``None``), then advance the
-    models' clock to the as-of time so that labels mature up to it."""
+    models' clock to the as-of time so that labels mature up to it.
+
+    As in the worker, quiet customers are re-scored at each scan time the clock passes,
+    and feedback feeds the sentiment-surge detector."""
     states: dict[str, CustomerState] = {}
     models = models or RetentionModels(config)
     processor = EventProcessor(scorer=models, customers=states.values)
+    surge = SurgeWatch()
     result = ReplayResult(models=models, states=states, as_of_ms=as_of_ms)
+
+    def publish(out: Processed) -> None:
+        states[out.state.customer_id] = out.state
+        result.suppressed.update(kind.value for kind in out.suppressed)
+        found: list[RiskAlert] = list(out.alerts)
+        if out.feedback_negative is not None:
+            surge_alert = surge.observe(out.ts_ms, out.feedback_negative)
+            if surge_alert is not None:
+                found.append(surge_alert)
+        for alert in found:
+            result.alerts[alert.kind.value] += 1
+            if alerts is not None:
+                alerts.write(alert.model_dump_json().encode() + b"\n")
+
+    def scan(at_ms: int) -> None:
+        result.scans += 1
+        for state in list(states.values()):
+            out = processor.rescore(state, at_ms)
+            if out is not None:
+                publish(out)
+
     started = last_report = time.monotonic()
     last_ts: int | None = None
     for number, line in enumerate(lines, start=1):
@@ -81,7 +109,6 @@ def replay_lines(
         if out is None:
             result.duplicates += 1
             continue
-        states[event.customer_id] = out.state
         result.applied += 1
         last_ts = event.ts_ms if last_ts is None else max(last_ts, event.ts_ms)
         if predictions is not None:
@@ -95,10 +122,10 @@ def replay_lines(
                 row["sentiment"] = out.scores.sentiment
                 row["sentiment_proba"] = out.scores.sentiment_proba
             predictions.write(orjson.dumps(row) + b"\n")
-        for alert in out.alerts:
-            result.alerts += 1
-            if alerts is not None:
-                alerts.write(alert.model_dump_json().encode() + b"\n")
+        publish(out)
+        due = processor.scan_due()
+        if due is not None:
+            scan(due)
         if progress is not None and time.monotonic() - last_report > 2:
             last_report = time.monotonic()
             rate = number / (last_report - started)
@@ -149,7 +176,8 @@ def report(result: ReplayResult, out: IO[str] = sys.stderr) -> None:
     rate = result.applied / result.seconds if result.seconds else 0.0
     print(
         f"applied {result.applied:,} events ({rate:,.0f}/s), {len(result.states):,} customers, "
-        f"{result.alerts:,} alerts, {result.duplicates:,} duplicates, "
+        f"{result.scans:,} scans, alerts {dict(result.alerts)}, "
+        f"held back by cooldown {dict(result.suppressed)}, {result.duplicates:,} duplicates, "
         f"{result.after_as_of:,} after as-of, rejected {sum(result.rejected.values()):,} "
         f"{dict(result.rejected) if result.rejected else ''}",
         file=out,

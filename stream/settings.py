@@ -13,7 +13,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.alerting import AlertConfig
 from models.retention import ModelConfig
+from models.surge import SentimentSurge
 from schemas.wire import DEFAULT_MAX_MESSAGE_BYTES
 
 
@@ -100,6 +102,50 @@ class Settings(BaseSettings):
         default=0.7, ge=0, le=1, description="Churn probability from which the tier is high."
     )
     segments: int = Field(default=5, ge=2, le=6, description="Number of customer segments.")
+    scan_interval_days: float = Field(
+        default=1.0,
+        gt=0,
+        description="Event-time interval of the scan that re-scores quiet customers.",
+    )
+    watermark_idle_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="An input partition silent this long (wall time) stops holding back "
+        "the event-time clock.",
+    )
+    alert_cooldown_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Event time before the same alert kind repeats for a customer.",
+    )
+    alert_churn_min_tier: Literal["medium", "high"] = Field(
+        default="high",
+        description="Lowest churn tier whose rise raises a churn_risk alert (see docs/alerts.md).",
+    )
+    alert_cart_abandon_hours: float = Field(
+        default=24.0, gt=0, description="A cart left this long without checkout is abandoned."
+    )
+    alert_negative_sentiment_max: float = Field(
+        default=0.2,
+        ge=0,
+        le=0.5,
+        description="Unrated feedback alerts when predicted P(positive) is at most this.",
+    )
+    alert_rate_per_s: float = Field(
+        default=200.0,
+        gt=0,
+        description="Global alert rate limit per worker (excess is counted, not published).",
+    )
+    alert_burst: int = Field(default=1000, ge=1, description="Alert burst allowed above the rate.")
+    surge_window_days: float = Field(
+        default=7.0, gt=0, description="Sentiment surge: event-time window of feedback."
+    )
+    surge_baseline_days: float = Field(
+        default=28.0, gt=0, description="Sentiment surge: baseline before the window."
+    )
+    surge_z: float = Field(
+        default=4.0, gt=0, description="Sentiment surge: z-score the rise must reach."
+    )
     models_path: Path | None = Field(
         default=None,
         description="Warm start: models saved by `crm-scorer replay --models-out` (trusted file).",
@@ -116,6 +162,31 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Plain ``host:port`` list for aiokafka clients."""
         return [h.split("://", 1)[-1] for h in self.faust_broker.split(";")]
+
+    @property
+    def topic_scan(self) -> str:
+        """Internal: scan ticks, one per owned partition (co-partitioned with the input)."""
+        return f"{self.app_id}-scan"
+
+    @property
+    def topic_feedback_signals(self) -> str:
+        """Internal, one partition: every worker's feedback outcomes, for surge detection."""
+        return f"{self.app_id}-feedback-signals"
+
+    def alerts(self) -> AlertConfig:
+        return AlertConfig(
+            cooldown_days=self.alert_cooldown_days,
+            churn_min_tier=self.alert_churn_min_tier,
+            cart_abandon_hours=self.alert_cart_abandon_hours,
+            negative_sentiment_max=self.alert_negative_sentiment_max,
+        )
+
+    def surge(self) -> SentimentSurge:
+        return SentimentSurge(
+            window_days=self.surge_window_days,
+            baseline_days=self.surge_baseline_days,
+            z_threshold=self.surge_z,
+        )
 
     def models(self) -> ModelConfig:
         return ModelConfig(

@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 class TopicSpec:
     name: str
     compacted: bool = False
+    partitions: int | None = None  # None: CRM_TOPIC_PARTITIONS
+
+
+def internal_topic_specs(settings: Settings, input_partitions: int) -> list[TopicSpec]:
+    """The worker's own topics: scan ticks co-partitioned with the input, and one
+    partition for feedback outcomes (the surge detector sees all customers)."""
+    return [
+        TopicSpec(settings.topic_scan, partitions=input_partitions),
+        TopicSpec(settings.topic_feedback_signals, partitions=1),
+    ]
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -52,27 +62,38 @@ async def ensure_topics(settings: Settings) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
-        if missing and settings.create_topics:
-            new = [
-                NewTopic(
-                    spec.name,
-                    settings.topic_partitions,
-                    settings.topic_replicas,
-                    topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
-                )
-                for spec in missing
-            ]
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
-                await admin.create_topics(new)
-            log.info("created topics: %s", ", ".join(spec.name for spec in missing))
+        if settings.create_topics:
+            await _create_missing(admin, settings, topic_specs(settings))
         described = await admin.describe_topics(list(settings.input_topics))
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        if len(set(counts.values())) != 1 or 0 in counts.values():
+            raise RuntimeError(
+                f"input topics must exist with the same number of partitions, found {counts}"
+            )
+        partitions = int(next(iter(counts.values())))
+        # Internal topics are the worker's own business: always created when missing.
+        await _create_missing(admin, settings, internal_topic_specs(settings, partitions))
     finally:
         await admin.close()
-    counts = {d["topic"]: len(d["partitions"]) for d in described}
-    if len(set(counts.values())) != 1 or 0 in counts.values():
-        raise RuntimeError(
-            f"input topics must exist with the same number of partitions, found {counts}"
+    return partitions
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, settings: Settings, specs: list[TopicSpec]
+) -> None:
+    existing = set(await admin.list_topics())
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return
+    new = [
+        NewTopic(
+            spec.name,
+            spec.partitions or settings.topic_partitions,
+            settings.topic_replicas,
+            topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
         )
-    return int(next(iter(counts.values())))
+        for spec in missing
+    ]
+    with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
+        await admin.create_topics(new)
+    log.info("created topics: %s", ", ".join(spec.name for spec in missing))

@@ -1,0 +1,89 @@
+"""Event time and wall time at the Kafka edge: the input's low watermark, and the global
+alert rate limit. Pure classes, no Faust; the wall clock is injectable for tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+
+
+class Watermark:
+    """Low watermark of event time over input partitions.
+
+    The worker reads three topics and many partitions independently, so the largest event
+    time seen runs ahead of partitions that are behind; labels matured or customers
+    called quiet by that clock would be wrong. The watermark is the least of the latest
+    event times of the partitions that delivered within ``idle_s`` (an idle partition
+    must not hold the clock back forever). It never goes backwards.
+
+    >>> now = [0.0]
+    >>> wm = Watermark(idle_s=10, monotonic=lambda: now[0])
+    >>> wm.observe(("purchases", 0), 1_000), wm.observe(("browsing", 0), 5_000)
+    (1000, 1000)
+    >>> now[0] = 11.0  # purchases went quiet
+    >>> wm.observe(("browsing", 0), 6_000)
+    6000
+    """
+
+    def __init__(self, idle_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.idle_s = idle_s
+        self.monotonic = monotonic
+        self.latest: dict[Hashable, int] = {}
+        self.seen_at: dict[Hashable, float] = {}
+        self.value: int | None = None
+
+    def observe(self, source: Hashable, ts_ms: int) -> int:
+        """Count an event of ``source`` (topic, partition); the watermark after it."""
+        latest = self.latest.get(source)
+        if latest is None or ts_ms > latest:
+            self.latest[source] = ts_ms
+        self.seen_at[source] = self.monotonic()
+        value = self.current()
+        assert value is not None
+        return value
+
+    def current(self) -> int | None:
+        """The watermark now (partitions may have gone idle since the last event);
+        ``None`` before the first event."""
+        if not self.latest:
+            return None
+        now = self.monotonic()
+        active = [
+            ts for source, ts in self.latest.items() if now - self.seen_at[source] <= self.idle_s
+        ]
+        low = min(active) if active else max(self.latest.values())
+        if self.value is None or low > self.value:
+            self.value = low
+        return self.value
+
+
+class RateLimit:
+    """Token bucket: ``rate_per_s`` on average, bursts up to ``burst``.
+
+    >>> now = [0.0]
+    >>> limit = RateLimit(rate_per_s=1, burst=2, monotonic=lambda: now[0])
+    >>> [limit.allow() for _ in range(3)]
+    [True, True, False]
+    >>> now[0] = 1.0
+    >>> limit.allow()
+    True
+    """
+
+    def __init__(
+        self, rate_per_s: float, burst: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.monotonic = monotonic
+        self.tokens = burst
+        self.updated = monotonic()
+
+    def allow(self) -> bool:
+        now = self.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True

@@ -208,7 +208,7 @@ class EventProcessor:
         _remember(after, scores)
         version = self.scorer.model_version
         decision = self.policy.on_scan(before, after, at_ms, scores, version, self.clock())
-        if after == before and not decision.suppressed:
+        if after == before:
             return None
         score = score_record(after, scores, at_ms, version, None)
         return _processed(after, at_ms, scores, score, decision, None)

@@ -60,3 +60,48 @@ def test_a_redelivered_event_publishes_nothing() -> None:
     first = processor.process(None, event, SourcePosition("t", 0, 1))
     assert first is not None
     assert processor.process(first.state, event, SourcePosition("t", 0, 1)) is None
+
+
+class RisingScorer(RecordingScorer):
+    """Every score after the first says: high tier (risen, unless it was high)."""
+
+    def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
+        super().score_one(state, now_ms, event)
+        first = not state.churn_tier
+        return Scores(
+            churn_risk=0.2 if first else 0.9,
+            churn_tier="low" if first else "high",
+            churn_tier_rose=state.churn_tier == "low",
+            churn_drivers=(("recency_log", "no purchase for 3 days", 1.0),),
+        )
+
+
+def test_scans_are_due_once_per_interval_however_far_the_clock_jumps() -> None:
+    processor = EventProcessor(scorer=RecordingScorer(), scan_interval_days=1.0)
+    assert processor.scan_due() is None
+    processor.advance(BASE_TS)
+    assert processor.scan_due() is None  # the boundary the processor started after
+    processor.advance(BASE_TS + DAY // 2)
+    due = []
+    for step in (DAY, 2 * DAY, 2 * DAY + 1, 30 * DAY):
+        processor.advance(BASE_TS + step)
+        due.append(processor.scan_due())
+    day_start = BASE_TS - BASE_TS % DAY
+    assert due == [day_start + DAY, day_start + 2 * DAY, None, day_start + 30 * DAY]
+    processor.advance(BASE_TS)  # never backwards
+    assert processor.clock_ms == BASE_TS + 30 * DAY
+
+
+def test_a_quiet_customer_is_rescored_and_alerted_once() -> None:
+    processor = EventProcessor(scorer=RisingScorer())
+    first = processor.process(None, parse_event_object(purchase("p1", "c", BASE_TS, 40.0)))
+    assert first is not None and first.alerts == []
+    state = first.state
+    assert processor.rescore(state, BASE_TS) is None  # seen at that time: not quiet
+    out = processor.rescore(state, BASE_TS + 3 * DAY)
+    assert out is not None
+    [alert] = out.alerts
+    assert (alert.kind.value, alert.event_id, alert.churn_tier) == ("churn_risk", None, "high")
+    assert out.score.event_id is None and out.score.churn_tier == "high"
+    assert out.state.churn_tier == "high" and state.churn_tier == "low"  # input untouched
+    assert processor.rescore(out.state, BASE_TS + 4 * DAY) is None  # nothing new: silent

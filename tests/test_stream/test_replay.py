@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -111,3 +113,42 @@ def test_a_worker_warm_starts_from_saved_models(tmp_path: Path) -> None:
     assert scorer.score_one(state, result.as_of_ms) == result.models.score_one(
         state, result.as_of_ms
     )
+
+
+def test_demo_replay_alerts_are_explained_unique_and_the_same_in_every_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.jsonl"
+    write_jsonl(build_events(DEMO_DATA), path)
+    runs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"alerts-{hash_seed}.jsonl"
+        run = subprocess.run(
+            [sys.executable, "-m", "stream.cli", "replay", str(path), "--alerts-out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+        assert run.returncode == 0, run.stderr
+        runs.append([RiskAlert.model_validate_json(line) for line in out.read_bytes().splitlines()])
+    first, second = runs
+    # String hashing differs between the two processes; the alerts must not.
+    assert [a.model_dump(exclude={"emitted_at"}) for a in first] == [
+        a.model_dump(exclude={"emitted_at"}) for a in second
+    ]
+    kinds = Counter(a.kind.value for a in first)
+    assert {"churn_risk", "negative_feedback", "segment_downgrade", "cart_abandonment"} <= set(
+        kinds
+    )
+    assert len({a.alert_id for a in first}) == len(first)
+    assert all(a.reasons for a in first)
+    # Quiet customers are found by the scans: alerts with no triggering event.
+    assert any(a.kind.value == "churn_risk" and a.event_id is None for a in first)
+    assert all(a.event_id is None for a in first if a.kind.value == "cart_abandonment")
+    for alert in first:
+        if alert.kind.value == "churn_risk":
+            assert alert.value_at_risk is not None and alert.churn_tier == "high"
+        if alert.kind.value == "negative_feedback":
+            assert alert.excerpt and len(alert.excerpt) <= 120

@@ -1,8 +1,11 @@
 """Seeded synthetic browsing: no real clickstream exists for this data.
 
 Every results table that includes browse events says they come from here. Each real
-purchase is preceded by a session that ends in a checkout; between purchases some
-sessions put items in the cart and leave (abandoned carts).
+purchase is preceded by a session that ends in a checkout. After a purchase, some
+customers come back 1-45 days later, put items in the cart and leave (abandoned carts),
+whether or not they ever buy again: a generator that only placed abandoned carts
+between two purchases would leak the future (an open cart would promise another
+order, and the churn model learned exactly that).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ def browse_events(
 ) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
-    previous: dict[str, int] = {}
+    purchases = list(purchases)
+    last_ts = max((p["ts"] for p in purchases), default=0)  # no session after the data ends
     for purchase in purchases:
         if purchase["amount"] <= 0:
             continue
@@ -31,14 +35,13 @@ def browse_events(
         for i, action in enumerate(steps):
             out.append(_event(customer, session, i, action, start + i * MINUTE_MS // 2, rng))
         out.append(_event(customer, session, len(steps), "checkout", ts - MINUTE_MS, rng))
-        last = previous.get(customer)
-        if last is not None and ts - last > 2 * 24 * 60 * MINUTE_MS and rng.random() < abandon_rate:
-            when = rng.randint(last + 60 * MINUTE_MS, ts - 60 * MINUTE_MS)
-            abandoned = f"s-{order}-a"
-            actions = ["view"] * rng.randint(1, 5) + ["add_to_cart"] * rng.randint(1, 2)
-            for i, action in enumerate(actions):
-                out.append(_event(customer, abandoned, i, action, when + i * MINUTE_MS, rng))
-        previous[customer] = ts
+        if rng.random() < abandon_rate:
+            when = ts + rng.randint(24 * 60, 45 * 24 * 60) * MINUTE_MS
+            if when <= last_ts:
+                abandoned = f"s-{order}-a"
+                actions = ["view"] * rng.randint(1, 5) + ["add_to_cart"] * rng.randint(1, 2)
+                for i, action in enumerate(actions):
+                    out.append(_event(customer, abandoned, i, action, when + i * MINUTE_MS, rng))
     return out
 
 

@@ -63,12 +63,15 @@ def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
             return f"{recent:.1f} recent purchases (weighted to the last two months)"
         case "browse_recent_log":
             recent = state.decayed(state.browse_decayed, now_ms)
+            if recent < 0.05:
+                return "no recent visits to the shop"
             return f"{recent:.1f} recent page views (weighted to the last two months)"
         case "browse_recency_log" if state.last_browse_ms is not None:
             return f"last browsed {(now_ms - state.last_browse_ms) / DAY_MS:.0f} days ago"
         case "open_cart_log":
-            open_items = state.cart_adds - state.cart_removes - state.checkouts
-            return f"{open_items} item(s) left in the cart"
+            if not state.cart_items:
+                return "nothing in the cart"
+            return f"{state.cart_items} item(s) left in the cart"
         case "negative_feedback_log":
             return f"{state.negative_feedback_count} negative rating(s)"
         case "rating_centered" if state.mean_rating is not None:
@@ -81,6 +84,8 @@ def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
             return f"customer for {state.tenure_days(now_ms):.0f} days"
         case "gap_log" if gap:
             return f"buys every {gap:.0f} days on average"
+        case "gap_log":
+            return "only one order so far"
     return feature.replace("_", " ")
 
 
@@ -104,7 +109,7 @@ def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
         "purchases_recent_log": math.log1p(state.decayed(state.purchases_decayed, now_ms)),
         "spend_recent_log": math.log1p(max(state.decayed(state.spend_decayed, now_ms), 0.0)),
         "browse_recent_log": math.log1p(state.decayed(state.browse_decayed, now_ms)),
-        "open_cart_log": math.log1p(max(state.cart_adds - state.cart_removes - state.checkouts, 0)),
+        "open_cart_log": math.log1p(state.cart_items),
         "browse_recency_log": math.log1p(max(0.0, (now_ms - last_browse) / DAY_MS))
         if last_browse is not None
         else 0.0,

@@ -160,15 +160,14 @@ class EventProcessor:
 
     def scan_due(self) -> int | None:
         """The scan time the clock reached since the last call, if any: one scan, however
-        far the clock jumped (none for the boundary the processor started after)."""
+        far the clock jumped (a restarted worker catches up with one scan)."""
         if self.clock_ms is None:
             return None
         boundary = self.clock_ms - self.clock_ms % self.scan_interval_ms
         if self.next_scan_ms is not None and boundary < self.next_scan_ms:
             return None
-        first = self.next_scan_ms is None
         self.next_scan_ms = boundary + self.scan_interval_ms
-        return None if first else boundary
+        return boundary
 
     def process(
         self,

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import orjson
 
+from models.alerting import AlertPolicy
 from models.features import CustomerState
 from models.retention import ModelConfig, RetentionModels
 from schemas.alerts import RiskAlert
@@ -56,6 +57,7 @@ def replay_lines(
     *,
     config: ModelConfig | None = None,
     models: RetentionModels | None = None,
+    policy: AlertPolicy | None = None,
     as_of_ms: int | None = None,
     predictions: IO[bytes] | None = None,
     alerts: IO[bytes] | None = None,
@@ -68,7 +70,7 @@ def replay_lines(
     and feedback feeds the sentiment-surge detector."""
     states: dict[str, CustomerState] = {}
     models = models or RetentionModels(config)
-    processor = EventProcessor(scorer=models, customers=states.values)
+    processor = EventProcessor(scorer=models, policy=policy, customers=states.values)
     surge = SurgeWatch()
     result = ReplayResult(models=models, states=states, as_of_ms=as_of_ms)
 

@@ -3,14 +3,16 @@ from __future__ import annotations
 import random
 
 from models.features import DAY_MS
-from models.surge import SentimentSurge
+from models.surge import SentimentSurge, Surge
 
 HOUR = 3_600_000
 
 
-def feed(detector: SentimentSurge, days: range, per_day: int, share: float, seed: int) -> list:
+def feed(
+    detector: SentimentSurge, days: range, per_day: int, share: float, seed: int
+) -> list[Surge]:
     rng = random.Random(seed)
-    surges = []
+    surges: list[Surge] = []
     for day in days:
         for i in range(per_day):
             surge = detector.learn_one(day * DAY_MS + i * (DAY_MS // per_day), rng.random() < share)

@@ -80,13 +80,14 @@ def test_scans_are_due_once_per_interval_however_far_the_clock_jumps() -> None:
     processor = EventProcessor(scorer=RecordingScorer(), scan_interval_days=1.0)
     assert processor.scan_due() is None
     processor.advance(BASE_TS)
-    assert processor.scan_due() is None  # the boundary the processor started after
+    day_start = BASE_TS - BASE_TS % DAY
+    assert processor.scan_due() == day_start  # a (re)started processor catches up at once
+    assert processor.scan_due() is None
     processor.advance(BASE_TS + DAY // 2)
     due = []
     for step in (DAY, 2 * DAY, 2 * DAY + 1, 30 * DAY):
         processor.advance(BASE_TS + step)
         due.append(processor.scan_due())
-    day_start = BASE_TS - BASE_TS % DAY
     assert due == [day_start + DAY, day_start + 2 * DAY, None, day_start + 30 * DAY]
     processor.advance(BASE_TS)  # never backwards
     assert processor.clock_ms == BASE_TS + 30 * DAY

@@ -147,7 +147,7 @@ def test_mixed_batch_state_dead_letters_alerts(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    worker = start_worker(CRM_MAX_MESSAGE_BYTES="2048")
+    worker = start_worker(CRM_MAX_MESSAGE_BYTES="2048", CRM_ALERT_COOLDOWN_DAYS="0")
     ready_s = worker.wait_ready()
     print(f"worker startup to ready: {ready_s:.2f}s")
     assert ready_s < 15

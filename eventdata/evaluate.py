@@ -188,7 +188,10 @@ class AlertQuality:
 
 
 def alert_quality(
-    data_dir: Path, horizon_days: float = 90.0, max_recency_days: float = 180.0
+    data_dir: Path,
+    horizon_days: float = 90.0,
+    max_recency_days: float = 180.0,
+    alerts_out: Path | None = None,
 ) -> AlertQuality:
     """Replay the full event stream (real purchases and feedback texts, synthetic
     browsing) with alerts, and score the ``churn_risk`` alerts against what followed.
@@ -203,6 +206,8 @@ def alert_quality(
     events = build_events(data_dir)
     out = io.BytesIO()
     result = replay_lines((orjson.dumps(e) for e in events), alerts=out)
+    if alerts_out is not None:
+        alerts_out.write_bytes(out.getvalue())
     alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
     horizon = int(horizon_days * DAY_MS)
     end = max(e["ts"] for e in events)
@@ -260,8 +265,8 @@ def _share(flags: list[bool]) -> float:
     return sum(flags) / len(flags) if flags else float("nan")
 
 
-def alert_report(data_dir: Path) -> str:
-    q = alert_quality(data_dir)
+def alert_report(data_dir: Path, alerts_out: Path | None = None) -> str:
+    q = alert_quality(data_dir, alerts_out=alerts_out)
     kinds = [
         "churn_risk",
         "negative_feedback",

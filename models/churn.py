@@ -51,7 +51,7 @@ def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
     match feature:
         case "recency_log" | "overdue" if quiet is not None:
             text = f"no purchase for {quiet:.0f} days"
-            if gap:
+            if gap and gap >= 1:
                 text += f", {quiet / gap:.1f}x this customer's usual gap of {gap:.0f} days"
             return text
         case "frequency_log":
@@ -82,8 +82,10 @@ def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
             return f"{state.refund_count} refund(s) in {state.purchase_count} order(s)"
         case "tenure_log":
             return f"customer for {state.tenure_days(now_ms):.0f} days"
-        case "gap_log" if gap:
+        case "gap_log" if gap and gap >= 1:
             return f"buys every {gap:.0f} days on average"
+        case "gap_log" if state.purchase_count > 1:
+            return f"{state.purchase_count} orders, all within a day"
         case "gap_log":
             return "only one order so far"
     return feature.replace("_", " ")

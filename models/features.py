@@ -94,6 +94,8 @@ class CustomerState:
     valued_segment: str = ""
     # The customer's current churn tier ("" before the first score), for hysteresis.
     churn_tier: str = ""
+    # The highest churn tier alerted since the customer's last purchase ("" for none).
+    churn_alerted_tier: str = ""
     # Event time of the last alert per kind, for the per-customer cooldown.
     alerted_ms: dict[str, int] = field(default_factory=dict)
     # Idempotence: highest offset applied per "topic:partition", and recent event ids.
@@ -224,6 +226,8 @@ def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
     ts = event.ts_ms
     state.purchase_count += 1
     _close_cart(state, ts)
+    if state.last_purchase_ms is None or ts >= state.last_purchase_ms:
+        state.churn_alerted_tier = ""  # a new purchase cycle
     _bump_activity(state, ts, 1.0, event.amount, 0.0)
     if state.first_purchase_ms is None or ts < state.first_purchase_ms:
         state.first_purchase_ms = ts

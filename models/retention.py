@@ -20,15 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from models.churn import ChurnModel
+from models.churn import ChurnModel, Driver
 from models.features import DAY_MS, AnyEvent, CustomerState
 from models.scoring import Scores
 from models.segments import SegmentModel, segment_features
 from models.sentiment import SentimentModel, rating_label
 from models.value import expected_clv, value_at_risk
 from schemas.events import FeedbackEvent, PurchaseEvent
-
-_TIER_RANK = {"low": 0, "medium": 1, "high": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +87,10 @@ class RetentionModels:
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         churn = self.churn.predict_proba(state, now_ms)
         tier = self.churn.tier(churn, state.churn_tier or None)
-        # A rise needs a tier to rise from and a buying customer (only buyers can churn),
-        # and is never news at the purchase itself (a new buyer's first risk is no rise).
-        rose = (
-            self.churn.ready
-            and state.purchase_count > 0
-            and state.last_purchase_ms is not None
-            and state.last_purchase_ms < now_ms
-            and state.churn_tier in _TIER_RANK
-            and _TIER_RANK[tier] > _TIER_RANK[state.churn_tier]
-        )
-        drivers = tuple(self.churn.drivers(state, now_ms)) if rose else ()
+        # Drivers only where an alert may need them (computing them costs a prediction).
+        drivers: tuple[Driver, ...] = ()
+        if self.churn.ready and tier != "low" and state.purchase_count:
+            drivers = tuple(self.churn.drivers(state, now_ms))
         segment_id = segment = None
         if self.segments.seen and state.purchase_count:
             current = state.segment_id if state.segment_id >= 0 else None
@@ -116,7 +107,7 @@ class RetentionModels:
         return Scores(
             churn_risk=churn,
             churn_tier=tier,
-            churn_tier_rose=rose,
+            churn_ready=self.churn.ready,
             churn_drivers=drivers,
             segment=segment,
             segment_id=segment_id,

@@ -24,9 +24,10 @@ class Scores:
     segment_id: int | None = None
     #: The segment model has learned enough for a fall between segments to raise an alert.
     segment_ready: bool = False
-    #: The churn tier rose with this event, and the model has learned enough to say so.
-    churn_tier_rose: bool = False
-    #: Then: what pushed the risk up most, as (feature, text, push on the logit).
+    #: The churn model has learned enough for its tiers to raise alerts.
+    churn_ready: bool = False
+    #: For a ready model and a medium or high tier: what pushed the risk up most, as
+    #: (feature, text, push on the logit).
     churn_drivers: tuple[tuple[str, str, float], ...] = ()
     sentiment: Literal["positive", "negative"] | None = None
     sentiment_proba: float | None = None

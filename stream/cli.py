@@ -139,6 +139,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_alerts(args: argparse.Namespace) -> int:
+    from eventdata.evaluate import alert_report
+    from eventdata.extract import SHARED
+
+    out = Path(args.alerts_out) if args.alerts_out else None
+    print(alert_report(Path(args.data) if args.data else SHARED, alerts_out=out), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-scorer",
@@ -188,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data folder (default: ../shared/data)")
     p.add_argument("--limit", type=int, default=None, help="texts per sentiment corpus")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "evaluate-alerts", help="alerts per kind and churn_risk precision (docs/alerts.md)"
+    )
+    p.add_argument("--data", help="data folder (default: ../shared/data)")
+    p.add_argument("--alerts-out", help="also write the replay's alerts (JSONL)")
+    p.set_defaults(func=_cmd_evaluate_alerts)
 
     p = sub.add_parser("make-events", help="data set -> EVENTS.jsonl in the public schema")
     p.add_argument("out")

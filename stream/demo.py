@@ -9,7 +9,9 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,16 @@ from stream.settings import Settings
 from stream.tail import Stream, describe, records
 from stream.workerproc import WorkerProcess, worker_env
 
+#: The extract has 400 customers and about 6 feedback a week: the surge detector needs a
+#: longer baseline and less evidence than on a real shop's volume to see the simulated
+#: incident (eventdata.feedback.INCIDENT). Partitions idle for 2 s stop holding the
+#: clock back, so the last scans follow the replay's end promptly.
+DEMO_WORKER_ENV = {
+    "CRM_SURGE_BASELINE_DAYS": "56",
+    "CRM_SURGE_MIN_FEEDBACK": "20",
+    "CRM_SURGE_Z": "3.5",
+    "CRM_WATERMARK_IDLE_S": "2",
+}
 #: Three malformed messages, so the dead-letter path is visible too.
 BAD_MESSAGES = [
     b"{not json",
@@ -51,32 +63,40 @@ class Screen:
             print(text, flush=True)
 
 
+@dataclass
+class Seen:
+    """What the demo received, for the progress line and the summary."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+
+
 async def _show(
-    settings: Settings,
-    screen: Screen,
-    which: Stream,
-    counts: dict[str, int],
-    latest: dict[str, dict[str, Any]],
-    stop: list[bool],
+    settings: Settings, screen: Screen, which: Stream, seen: Seen, stop: list[bool]
 ) -> None:
     async for record in records(settings, which, stop=lambda: stop[0]):
-        counts[which] += 1
         if which == "scores":
-            latest[record["customer_id"]] = record
-            if counts[which] % 1000 == 1:
+            # Scores from a scan of quiet customers carry no event id.
+            seen.counts["scores" if record["event_id"] else "scan scores"] += 1
+            seen.latest[record["customer_id"]] = record
+            if seen.counts["scores"] % 1000 == 1:
                 screen.line("score  " + describe(which, record))
-        else:
-            screen.line(("ALERT  " if which == "alerts" else "DEAD   ") + describe(which, record))
+            continue
+        seen.counts[which] += 1
+        if which == "alerts":
+            seen.alerts[record["kind"]].append(record)
+        screen.line(("ALERT  " if which == "alerts" else "DEAD   ") + describe(which, record))
 
 
 async def _replay(
     settings: Settings, events: list[dict[str, Any]], speed: float, screen: Screen
-) -> tuple[ProduceReport, dict[str, int], dict[str, Any]]:
-    counts = {"alerts": 0, "scores": 0, "dead-letters": 0}
-    latest: dict[str, dict[str, Any]] = {}
+) -> tuple[ProduceReport, Seen]:
+    seen = Seen()
+    counts = seen.counts
     stop = [False]
     watchers = [
-        asyncio.create_task(_show(settings, screen, which, counts, latest, stop))
+        asyncio.create_task(_show(settings, screen, which, seen, stop))
         for which in ("alerts", "scores", "dead-letters")
     ]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
@@ -109,7 +129,7 @@ async def _replay(
         await asyncio.sleep(0.2)
     stop[0] = True
     await asyncio.gather(*watchers)
-    return report, counts, latest
+    return report, seen
 
 
 @contextlib.contextmanager
@@ -136,16 +156,16 @@ def run_demo(*, limit: int | None, duration_s: float, keep_open_s: float) -> int
         "real review texts (feedback) and seeded synthetic browsing"
     )
     with tempfile.TemporaryDirectory(prefix="crm-demo-") as tmp, _broker(screen) as bootstrap:
-        env = worker_env(bootstrap, Path(tmp) / "worker")
+        env = worker_env(bootstrap, Path(tmp) / "worker", **DEMO_WORKER_ENV)
         settings = Settings(kafka_bootstrap=bootstrap)
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             ready = worker.wait_ready()
             screen.line(f"worker ready in {ready:.1f}s; metrics at {worker.url('/metrics')}")
             screen.line(f"replaying at {speed:,.0f}x event time (about {duration_s:.0f}s)")
-            report, counts, latest = asyncio.run(_replay(settings, events, speed, screen))
+            report, seen = asyncio.run(_replay(settings, events, speed, screen))
             screen.progress("", force=False)
-            _summary(screen, worker, report, counts, latest)
+            _summary(screen, worker, report, seen)
             if keep_open_s > 0:
                 screen.line(f"worker stays up {keep_open_s:.0f}s: curl {worker.url('/metrics')}")
                 time.sleep(keep_open_s)
@@ -154,25 +174,28 @@ def run_demo(*, limit: int | None, duration_s: float, keep_open_s: float) -> int
     return 0 if code == 0 else 1
 
 
-def _summary(
-    screen: Screen,
-    worker: WorkerProcess,
-    report: ProduceReport,
-    counts: dict[str, int],
-    latest: dict[str, dict[str, Any]],
-) -> None:
+def _summary(screen: Screen, worker: WorkerProcess, report: ProduceReport, seen: Seen) -> None:
+    counts = seen.counts
     screen.line("")
     screen.line(
         f"sent {report.sent:,} events + {len(BAD_MESSAGES)} malformed; received "
-        f"{counts['scores']:,} scores, {counts['alerts']:,} alerts, "
-        f"{counts['dead-letters']:,} dead letters"
+        f"{counts['scores']:,} scores (+{counts['scan scores']:,} from scans of quiet "
+        f"customers), {counts['alerts']:,} alerts, {counts['dead-letters']:,} dead letters"
     )
+    screen.line("alerts by kind (the top 3 by value at risk, or the latest):")
+    for kind, alerts in sorted(seen.alerts.items()):
+        screen.line(f"  {kind}: {len(alerts):,}")
+        ranked = sorted(alerts, key=lambda a: a.get("value_at_risk") or 0.0, reverse=True)
+        for alert in ranked[:3]:
+            screen.line("    " + describe("alerts", alert))
     status, body = worker.get("/metrics")
-    screen.line(f"GET /metrics -> {status}; the event counters:")
+    screen.line(f"GET /metrics -> {status}; the event and alert counters:")
     for text in body.decode().splitlines():
-        if text.startswith(("crm_events_total", "crm_dead_letters_total", "crm_alerts_emitted_t")):
+        if text.startswith(
+            ("crm_events_total", "crm_dead_letters_total", "crm_alerts_emitted_t", "crm_alerts_sup")
+        ):
             screen.line("  " + text)
-    top = sorted(latest.values(), key=lambda r: r["net_value"], reverse=True)[:5]
+    top = sorted(seen.latest.values(), key=lambda r: r["net_value"], reverse=True)[:5]
     screen.line("top customers by net value (latest score per customer):")
     for record in top:
         screen.line("  " + describe("scores", record))

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         default="high",
         description="Lowest churn tier whose rise raises a churn_risk alert (see docs/alerts.md).",
     )
+    alert_churn_min_quiet_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="A churn_risk alert waits until the customer made no purchase for this long.",
+    )
     alert_cart_abandon_hours: float = Field(
         default=24.0, gt=0, description="A cart left this long without checkout is abandoned."
     )
@@ -145,6 +150,9 @@ class Settings(BaseSettings):
     )
     surge_z: float = Field(
         default=4.0, gt=0, description="Sentiment surge: z-score the rise must reach."
+    )
+    surge_min_feedback: int = Field(
+        default=30, ge=1, description="Sentiment surge: feedback needed in window and baseline."
     )
     models_path: Path | None = Field(
         default=None,
@@ -177,6 +185,7 @@ class Settings(BaseSettings):
         return AlertConfig(
             cooldown_days=self.alert_cooldown_days,
             churn_min_tier=self.alert_churn_min_tier,
+            churn_min_quiet_days=self.alert_churn_min_quiet_days,
             cart_abandon_hours=self.alert_cart_abandon_hours,
             negative_sentiment_max=self.alert_negative_sentiment_max,
         )
@@ -186,6 +195,7 @@ class Settings(BaseSettings):
             window_days=self.surge_window_days,
             baseline_days=self.surge_baseline_days,
             z_threshold=self.surge_z,
+            min_count=self.surge_min_feedback,
         )
 
     def models(self) -> ModelConfig:

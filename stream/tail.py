@@ -60,9 +60,14 @@ def describe(which: Stream, record: dict[str, Any]) -> str:
     """One human-readable line per record."""
     if which == "alerts":
         reasons = "; ".join(r["text"] for r in record.get("reasons", []))
+        who = record.get("customer_id")
+        scope = f"customer {who:>8}" if who else "all customers   "
+        money = record.get("value_at_risk")
+        at_risk = f"  [value at risk {money:,.0f}]" if money else ""
+        excerpt = f'  "{record["excerpt"]}"' if record.get("excerpt") else ""
         return (
-            f"{record['ts'][:19]}  {record['severity'].upper():8} {record['kind']:18} "
-            f"customer {record.get('customer_id') or '-':>8}  {reasons}"
+            f"{record['ts'][:19]}  {record['severity'].upper():8} {record['kind']:17} "
+            f"{scope}  {reasons}{at_risk}{excerpt}"
         )
     if which == "scores":
         risk = record.get("churn_risk")

@@ -67,15 +67,13 @@ def test_alert_id_is_deterministic_and_kind_specific() -> None:
     assert ("awful " * 100).strip() not in a.model_dump_json()  # never the whole text
 
 
-def test_a_churn_tier_rise_alerts_with_its_drivers_and_value_at_risk() -> None:
-    event = parse_event_object(purchase("p7", "c", BASE_TS, 10.0))
-    after = apply_event(None, event)
-    assert after is not None
+def test_a_quiet_customer_in_the_high_tier_alerts_with_drivers_and_value_at_risk() -> None:
+    state = applied(purchase("p1", "c", BASE_TS - 74 * DAY_MS, 10.0))
     scores = Scores(
         churn_risk=0.82,
         churn_tier="high",
         value_at_risk=410.0,
-        churn_tier_rose=True,
+        churn_ready=True,
         churn_drivers=(
             (
                 "recency_log",
@@ -84,15 +82,34 @@ def test_a_churn_tier_rise_alerts_with_its_drivers_and_value_at_risk() -> None:
             ),
         ),
     )
-    alert = AlertPolicy().on_event(None, after, event, scores, "m/1", NOW).alerts[0]
+    policy = AlertPolicy()
+
+    def scan(state: CustomerState, at: int, scores: Scores) -> tuple[CustomerState, list[Any]]:
+        after = dataclasses.replace(state, alerted_ms=dict(state.alerted_ms))
+        return after, policy.on_scan(state, after, at, scores, "m/1", NOW).alerts
+
+    after, [alert] = scan(state, BASE_TS, scores)
     assert (alert.kind.value, alert.severity.value) == ("churn_risk", "high")
-    assert alert.alert_id == alert_id_for(AlertKind.CHURN_RISK, "c\x00p7")
+    assert alert.alert_id == alert_id_for(AlertKind.CHURN_RISK, f"c\x00scan@{BASE_TS}")
     assert alert.value_at_risk == 410.0 and alert.churn_risk == 0.82
-    assert alert.churn_tier == "high"
+    assert alert.churn_tier == "high" and alert.event_id is None
     assert [r.code for r in alert.reasons] == ["churn_tier", "recency_log"]
     assert "74 days" in alert.reasons[1].text
-    quiet = Scores(churn_risk=0.82, churn_tier="high", churn_tier_rose=False)
-    assert AlertPolicy().on_event(None, after, event, quiet, "m/1", NOW).alerts == []
+    # An event shows the customer is active: it raises no churn alert by itself.
+    view = parse_event_object(browse("v7", "c", BASE_TS, "view"))
+    viewed = apply_event(state, view)
+    assert viewed is not None
+    assert policy.on_event(state, viewed, view, scores, "m/1", NOW).alerts == []
+    # Once per tier and purchase cycle: the same tier again says nothing new.
+    assert after.churn_alerted_tier == "high"
+    assert scan(after, BASE_TS + 30 * DAY_MS, scores)[1] == []
+    # A purchase starts a new cycle; a model not ready, or a short silence, is no alert.
+    bought = applied_more(after, purchase("p2", "c", BASE_TS + 2 * DAY_MS, 5.0))
+    assert bought.churn_alerted_tier == ""
+    for quiet_days, ready in ((3, True), (10, False)):
+        at = BASE_TS + (2 + quiet_days) * DAY_MS
+        assert scan(bought, at, dataclasses.replace(scores, churn_ready=ready))[1] == []
+    assert scan(bought, BASE_TS + 12 * DAY_MS, scores)[1] != []
 
 
 def test_cooldown_holds_back_the_same_kind_then_lets_it_through() -> None:
@@ -118,9 +135,9 @@ def test_a_rise_to_high_passes_the_cooldown_of_medium() -> None:
     policy = AlertPolicy(AlertConfig(churn_min_tier="medium"))
     state = applied(purchase("p", "c", BASE_TS, 10.0))
     severities = []
-    for day, tier in ((1, "medium"), (2, "high")):
+    for day, tier in ((10, "medium"), (11, "medium"), (12, "high")):
         after = dataclasses.replace(state, alerted_ms=dict(state.alerted_ms))
-        scores = Scores(churn_risk=0.5, churn_tier=tier, churn_tier_rose=True)  # type: ignore[arg-type]
+        scores = Scores(churn_risk=0.5, churn_tier=tier, churn_ready=True)  # type: ignore[arg-type]
         decision = policy.on_scan(state, after, BASE_TS + day * DAY_MS, scores, "m/1", NOW)
         severities += [a.severity.value for a in decision.alerts]
         state = after
@@ -224,5 +241,6 @@ def test_excerpts_never_carry_contact_details_or_long_numbers(parts: list[str]) 
 
 def test_rises_below_the_minimum_tier_only_change_the_score() -> None:
     state = applied(purchase("p", "c", BASE_TS, 10.0))
-    scores = Scores(churn_risk=0.5, churn_tier="medium", churn_tier_rose=True)
-    assert AlertPolicy().on_scan(state, state, BASE_TS + DAY_MS, scores, "m/1", NOW).alerts == []
+    scores = Scores(churn_risk=0.5, churn_tier="medium", churn_ready=True)
+    at = BASE_TS + 30 * DAY_MS
+    assert AlertPolicy().on_scan(state, state, at, scores, "m/1", NOW).alerts == []

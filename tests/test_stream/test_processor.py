@@ -63,7 +63,7 @@ def test_a_redelivered_event_publishes_nothing() -> None:
 
 
 class RisingScorer(RecordingScorer):
-    """Every score after the first says: high tier (risen, unless it was high)."""
+    """Every score after the first says: high tier."""
 
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         super().score_one(state, now_ms, event)
@@ -71,7 +71,7 @@ class RisingScorer(RecordingScorer):
         return Scores(
             churn_risk=0.2 if first else 0.9,
             churn_tier="low" if first else "high",
-            churn_tier_rose=state.churn_tier == "low",
+            churn_ready=True,
             churn_drivers=(("recency_log", "no purchase for 3 days", 1.0),),
         )
 
@@ -99,10 +99,12 @@ def test_a_quiet_customer_is_rescored_and_alerted_once() -> None:
     assert first is not None and first.alerts == []
     state = first.state
     assert processor.rescore(state, BASE_TS) is None  # seen at that time: not quiet
-    out = processor.rescore(state, BASE_TS + 3 * DAY)
+    early = processor.rescore(state, BASE_TS + 3 * DAY)
+    assert early is not None and early.alerts == []  # high now, but quiet for 3 days only
+    assert early.state.churn_tier == "high" and state.churn_tier == "low"  # input untouched
+    out = processor.rescore(early.state, BASE_TS + 10 * DAY)  # a week quiet: the alert
     assert out is not None
     [alert] = out.alerts
     assert (alert.kind.value, alert.event_id, alert.churn_tier) == ("churn_risk", None, "high")
     assert out.score.event_id is None and out.score.churn_tier == "high"
-    assert out.state.churn_tier == "high" and state.churn_tier == "low"  # input untouched
-    assert processor.rescore(out.state, BASE_TS + 4 * DAY) is None  # nothing new: silent
+    assert processor.rescore(out.state, BASE_TS + 11 * DAY) is None  # nothing new: silent

@@ -186,16 +186,17 @@ class AlertPolicy:
         state.churn_alerted_tier = tier
         risk = scores.churn_risk or 0.0
         reasons = [
-            AlertReason(
-                code="churn_tier",
-                text=f"churn risk {risk:.0%}, now {tier}",
-                value=risk,
-            )
+            AlertReason(code="churn_tier", text=f"churn risk {risk:.0%} ({tier} tier)", value=risk)
         ]
-        reasons += [
+        drivers = [
             AlertReason(code=feature, text=text, value=round(push, 3))
             for feature, text, push in scores.churn_drivers
         ]
+        if not any(d.code in ("recency_log", "overdue") for d in drivers):
+            # How long they have been quiet is the first thing a person asks.
+            text = f"no purchase for {quiet:.0f} days"
+            reasons.append(AlertReason(code="recency", text=text, value=round(quiet, 1)))
+        reasons += drivers
         severity = Severity.HIGH if tier == "high" else Severity.MEDIUM
         return alert.build(AlertKind.CHURN_RISK, severity, reasons)
 
@@ -323,7 +324,7 @@ def surge_alert(surge: Surge, model_version: str, emitted_at: datetime) -> RiskA
         ),
         AlertReason(
             code="z_score",
-            text=f"a rise of {rise:.0%} points, z = {surge.z:.1f}",
+            text=f"a rise of {rise * 100:.0f} points, z = {surge.z:.1f}",
             value=round(surge.z, 2),
         ),
     ]

@@ -35,6 +35,7 @@ def test_demo_shows_live_output_alerts_and_dead_letters() -> None:
     assert first_live is not None and first_live < 60
     assert "embedded broker" in out and "worker ready in" in out
     assert "ALERT" in out and "negative_feedback" in out
-    assert "sent 4,000 events + 3 malformed; received 4,000 scores" in out
+    assert "sent 4,000 events + 3 malformed; received 4,000 scores (+" in out
+    assert "alerts by kind" in out
     assert "3 dead letters" in out
     assert 'crm_events_total{outcome="dead_lettered",topic="crm.purchases"} 3.0' in out

@@ -158,10 +158,11 @@ class AlertPolicy:
                 continue
             key = _cooldown_key(alert)
             last = state.alerted_ms.get(key)
-            if last is not None and now_ms - last < self.cooldown_ms:
+            # Either side of the last alert: events may arrive out of event-time order.
+            if last is not None and abs(now_ms - last) < self.cooldown_ms:
                 decision.suppressed.append(alert.kind)
                 continue
-            state.alerted_ms[key] = now_ms
+            state.alerted_ms[key] = now_ms if last is None else max(last, now_ms)
             decision.alerts.append(alert)
         return decision
 

@@ -129,6 +129,11 @@ def test_cooldown_holds_back_the_same_kind_then_lets_it_through() -> None:
         ([], [AlertKind.NEGATIVE_FEEDBACK]),
         (["negative_feedback"], []),
     ]
+    # A late event, earlier than the last alert but within the cooldown of it: held back.
+    late = parse_event_object(feedback("f-late", "c", BASE_TS + 5 * DAY_MS, "x", rating=1))
+    after = apply_event(state, late)
+    assert after is not None
+    assert policy.on_event(state, after, late, Scores(), "m/1", NOW).alerts == []
 
 
 def test_a_rise_to_high_passes_the_cooldown_of_medium() -> None:

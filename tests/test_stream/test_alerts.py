@@ -161,3 +161,21 @@ def test_a_scripted_story_raises_exactly_the_expected_alerts_across_a_restart(
             assert alert["churn_tier"] in ("medium", "high") and alert["value_at_risk"]
     [surge] = [a for a in got if a["kind"] == "sentiment_surge"]
     assert surge["scope"] == "global" and surge["window"]["negative_share"] > 0.5
+
+
+def test_the_global_rate_limit_counts_what_it_holds_back(
+    broker: EmbeddedBroker, start_worker: StartWorker
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    worker = start_worker(CRM_ALERT_RATE_PER_S="0.01", CRM_ALERT_BURST="5")
+    worker.wait_ready()
+    complaints = [
+        feedback(f"r-f{i}", f"cust-{i}", T0 + i * 60_000, "bad", rating=1) for i in range(20)
+    ]
+    send(settings, wire(settings, complaints))
+    collect(settings, "scores", lambda r: len(r) >= len(complaints))
+    published = collect(settings, "alerts", lambda r: len(r) >= 5, timeout_s=30)
+    assert len(published) == 5
+    assert metric(worker, "crm_alerts_emitted_total", kind="negative_feedback") == 5
+    held = metric(worker, "crm_alerts_suppressed_total", kind="negative_feedback")
+    assert held == 15  # nothing lost silently: 5 published + 15 counted

@@ -32,15 +32,13 @@ from typing import Literal
 
 from models.features import DAY_MS, NEGATIVE_RATING_MAX, AnyEvent, CustomerState
 from models.scoring import Scores
+from models.segments import VALUABLE_SEGMENTS, WORSE_SEGMENTS
 from models.surge import Surge
 from schemas.alerts import AlertKind, AlertReason, RiskAlert, Severity, SurgeWindow, alert_id_for
 from schemas.events import FeedbackEvent
 
 HOUR_MS = 3_600_000
 _TIER_RANK = {"low": 0, "medium": 1, "high": 2}
-#: Segments worth protecting, and the ones that count as a fall from them.
-VALUABLE_SEGMENTS = frozenset({"champions", "loyal"})
-WORSE_SEGMENTS = frozenset({"at_risk", "hibernating", "lost"})
 #: A fall counts once the customer is this many times past their usual gap between
 #: orders (or past DOWNGRADE_MIN_QUIET_DAYS without one): a segment boundary alone moves
 #: with the population, and a customer between two regular orders is not falling.

@@ -33,8 +33,10 @@ ARCHETYPES: dict[str, tuple[float, float, float]] = {
     "hibernating": (1.0, -0.8, -0.8),
     "lost": (1.6, -1.0, -1.0),
 }
-#: Segments a customer should not fall out of unnoticed (for segment_downgrade alerts).
-VALUE_ORDER = ["champions", "loyal", "new", "at_risk", "hibernating", "lost"]
+#: Segments a customer should not fall out of unnoticed, and the ones that count as a
+#: fall from them (segment_downgrade alerts); "new" is neither.
+VALUABLE_SEGMENTS = frozenset({"champions", "loyal"})
+WORSE_SEGMENTS = frozenset({"at_risk", "hibernating", "lost"})
 #: Customer snapshots learned before a move between segments may raise an alert.
 MIN_LEARNED_FOR_ALERTS = 2_000
 

@@ -134,6 +134,9 @@ def test_a_scripted_story_raises_exactly_the_expected_alerts_across_a_restart(
     send(settings, wire(settings, one))
     customers = {e["customer_id"] for e in one}
     collect(settings, "scores", lambda r: customers <= set(latest_by_customer(r)))
+    # The surge detector's window lives in the worker's memory (docs/alerts.md): let it
+    # see all of phase 1 before the restart.
+    collect(settings, "alerts", lambda r: "*" in kinds_by_customer(r))
     assert first.stop() == 0
 
     second = start_worker("w2", **env)

@@ -84,10 +84,8 @@ def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
             return f"customer for {state.tenure_days(now_ms):.0f} days"
         case "gap_log" if gap and gap >= 1:
             return f"buys every {gap:.0f} days on average"
-        case "gap_log" if state.purchase_count > 1:
-            return f"{state.purchase_count} orders, all within a day"
         case "gap_log":
-            return "only one order so far"
+            return f"{state.purchase_count} orders, all within a day"
     return feature.replace("_", " ")
 
 
@@ -190,6 +188,9 @@ class ChurnModel:
         """The features that push this customer's risk up the most (weight x scaled
         value), in words."""
         features = churn_features(state, now_ms)
+        if not state.gap_count:
+            # With one order there is no gap: the same fact as frequency, said twice.
+            del features["gap_log"]
         scaled = self.model["StandardScaler"].transform_one(features)
         pushes = sorted(
             ((self.avg_weights.get(name, 0.0) * value, name) for name, value in scaled.items()),

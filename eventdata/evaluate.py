@@ -52,7 +52,7 @@ def churn_auc(
         e for e in purchase_events(read_csv_gz(find(data_dir, "online-retail"))) if e["amount"] > 0
     ]
     as_of_ms, end_ms = _ms(as_of), _ms(end)
-    result = replay_lines((orjson.dumps(e) for e in events), as_of_ms=as_of_ms)
+    result = replay_lines((orjson.dumps(e) for e in events), as_of_ms=as_of_ms, scans=False)
     buyers_after = {e["customer_id"] for e in events if as_of_ms < e["ts"] <= end_ms}
     ids = list(result.states)
     labels = [c not in buyers_after for c in ids]
@@ -126,7 +126,7 @@ def segmentation(data_dir: Path, as_of: str = "2011-12-09T23:59:59") -> SegmentR
 
     events = list(purchase_events(read_csv_gz(find(data_dir, "online-retail"))))
     as_of_ms = _ms(as_of)
-    result = replay_lines((orjson.dumps(e) for e in events), as_of_ms=as_of_ms)
+    result = replay_lines((orjson.dumps(e) for e in events), as_of_ms=as_of_ms, scans=False)
     seg = result.models.segments
     rows = [segment_features(s, as_of_ms) for s in result.states.values() if s.purchase_count]
     scaled = np.array([[seg.scaled(r)[f] for f in sorted(r)] for r in rows])

@@ -58,6 +58,7 @@ def replay_lines(
     config: ModelConfig | None = None,
     models: RetentionModels | None = None,
     policy: AlertPolicy | None = None,
+    scans: bool = True,
     as_of_ms: int | None = None,
     predictions: IO[bytes] | None = None,
     alerts: IO[bytes] | None = None,
@@ -66,8 +67,10 @@ def replay_lines(
     """Apply every valid event up to ``as_of_ms`` (all when ``None``), then advance the
     models' clock to the as-of time so that labels mature up to it.
 
-    As in the worker, quiet customers are re-scored at each scan time the clock passes,
-    and feedback feeds the sentiment-surge detector."""
+    As in the worker, quiet customers are re-scored at each scan time the clock passes
+    (``scans=False`` skips that where only the models matter: it changes no model, and
+    costs a re-score of every customer per day of event time), and feedback feeds the
+    sentiment-surge detector."""
     states: dict[str, CustomerState] = {}
     models = models or RetentionModels(config)
     processor = EventProcessor(scorer=models, policy=policy, customers=states.values)
@@ -125,7 +128,7 @@ def replay_lines(
                 row["sentiment_proba"] = out.scores.sentiment_proba
             predictions.write(orjson.dumps(row) + b"\n")
         publish(out)
-        due = processor.scan_due()
+        due = processor.scan_due() if scans else None
         if due is not None:
             scan(due)
         if progress is not None and time.monotonic() - last_report > 2:

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between log lines about rate-limited alerts (each line carries the count).
 RATE_LIMIT_LOG_INTERVAL_S = 10.0
+#: Dead letters logged one by one: this many a second on average, bursts of this many.
+DEAD_LETTER_LOG_PER_S = 1.0
+DEAD_LETTER_LOG_BURST = 20
 
 
 def dead_letter_record(
@@ -73,6 +76,8 @@ class Edge:
         self.surge = SurgeWatch(sa.settings.surge())
         self.rate_limited = 0
         self.rate_limited_logged_at = 0.0
+        self.dead_letter_log = RateLimit(DEAD_LETTER_LOG_PER_S, DEAD_LETTER_LOG_BURST)
+        self.dead_letters_unlogged = 0
 
     def publish(self, out: Processed) -> None:
         """Write a customer's new state and publish its score, alerts and feedback outcome."""
@@ -176,14 +181,21 @@ class TopicHandler:
         self.edge.clock_moved()
 
     def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
-        log.warning(
-            "dead-lettered %s[%d]@%d (%s): %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            code.value,
-            reason,
-        )
+        # A flood of bad input must not flood the log: every one is on the dead-letter
+        # topic and counted; the log gets a sample, with how many it left out.
+        if self.edge.dead_letter_log.allow():
+            unlogged, self.edge.dead_letters_unlogged = self.edge.dead_letters_unlogged, 0
+            log.warning(
+                "dead-lettered %s[%d]@%d (%s): %s%s",
+                message.topic,
+                message.partition,
+                message.offset,
+                code.value,
+                reason,
+                f" ({unlogged} more dead-lettered since the last line)" if unlogged else "",
+            )
+        else:
+            self.edge.dead_letters_unlogged += 1
         record = dead_letter_record(
             message, code, reason, self.settings.dead_letter_max_value_bytes
         )

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from schemas.dead_letter import RejectReason
 from schemas.wire import Rejected, decode_event
 from tests.factories import BASE_TS, browse, purchase
+from tests.hostile import CATEGORIES, RANDOM_BYTES_REASONS, hostile_messages
 
 
 def reject_code(raw: bytes | None, **kw: object) -> RejectReason:
@@ -73,3 +74,16 @@ def test_any_bytes_either_decode_or_are_rejected_with_a_reason(raw: bytes) -> No
         assert isinstance(rej.code, RejectReason)
     else:
         assert event.customer_id and event.event_id
+
+
+def test_every_fuzzed_bad_message_is_rejected_with_its_reason() -> None:
+    seen = set()
+    for name, kind, _, value, reason in hostile_messages(seed=7, count=3_000):
+        seen.add(name)
+        try:
+            decode_event(value, expected_type=kind)  # type: ignore[arg-type]
+        except Rejected as rej:
+            assert rej.code.value in (RANDOM_BYTES_REASONS if reason == "*" else {reason}), name
+        else:
+            raise AssertionError(f"{name} accepted: {value[:80]!r}")
+    assert seen == set(CATEGORIES)

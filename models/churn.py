@@ -30,12 +30,15 @@ from typing import Literal, NamedTuple
 from river import compose, linear_model, optim, preprocessing
 
 from models.features import DAY_MS, CustomerState
+from models.metrics import roc_auc
 
 Tier = Literal["low", "medium", "high"]
 #: How far below a tier's threshold a customer must fall to leave that tier.
 TIER_HYSTERESIS = 0.05
 #: Matured labels the model needs before its tier changes raise alerts.
 MIN_LABELS_FOR_ALERTS = 500
+#: Matured labels behind the live (prequential) AUC.
+RECENT_LABELS = 2_000
 
 
 class Driver(NamedTuple):
@@ -160,13 +163,26 @@ class ChurnModel:
         self.avg_weights: dict[str, float] = {}
         self.avg_intercept = 0.0
         self.labels_learned = {0: 0, 1: 0}
+        #: (prediction before learning, outcome) of the latest matured labels.
+        self.recent: deque[tuple[float, bool]] = deque(maxlen=RECENT_LABELS)
 
     def predict_proba(self, state: CustomerState, now_ms: int) -> float:
-        scaled = self.model["StandardScaler"].transform_one(churn_features(state, now_ms))
+        return self._proba(churn_features(state, now_ms))
+
+    def _proba(self, features: dict[str, float]) -> float:
+        scaled = self.model["StandardScaler"].transform_one(features)
         logit = self.avg_intercept + sum(
             self.avg_weights.get(k, 0.0) * v for k, v in scaled.items()
         )
         return 1.0 / (1.0 + math.exp(-min(max(logit, -30.0), 30.0)))
+
+    def recent_auc(self) -> float | None:
+        """Prequential AUC over the last matured labels (each predicted before it was
+        learned); ``None`` until both outcomes are among them."""
+        labels = [churned for _, churned in self.recent]
+        if len(set(labels)) < 2:
+            return None
+        return roc_auc(labels, [proba for proba, _ in self.recent])
 
     def tier(self, proba: float, current: str | None = None) -> Tier:
         """The tier of ``proba``; a customer stays in ``current`` until the probability
@@ -247,6 +263,7 @@ class ChurnModel:
 
     def _learn(self, snap: _Snapshot, *, churned: bool) -> None:
         snap.resolved = True
+        self.recent.append((self._proba(snap.features), churned))
         self.model.learn_one(snap.features, churned)
         self.labels_learned[int(churned)] += 1
         regression = self.model["LogisticRegression"]

@@ -37,6 +37,8 @@ ARCHETYPES: dict[str, tuple[float, float, float]] = {
 #: fall from them (segment_downgrade alerts); "new" is neither.
 VALUABLE_SEGMENTS = frozenset({"champions", "loyal"})
 WORSE_SEGMENTS = frozenset({"at_risk", "hibernating", "lost"})
+#: Weight of the newest point in the running inertia (about the last 1,000 points).
+INERTIA_EWM_RATE = 0.001
 #: Customer snapshots learned before a move between segments may raise an alert.
 MIN_LEARNED_FOR_ALERTS = 2_000
 
@@ -68,6 +70,8 @@ class SegmentModel:
                 center[feature]  # the read draws the start value
         self._names: dict[int, str] = {}
         self.seen = 0
+        #: Running mean of the squared distance of learned points to their nearest centre.
+        self.inertia_ewm = 0.0
 
     @property
     def ready(self) -> bool:
@@ -78,7 +82,11 @@ class SegmentModel:
 
     def learn_one(self, features: dict[str, float]) -> None:
         self.scaler.learn_one(features)
-        self.kmeans.learn_one(self.scaled(features))
+        x = self.scaled(features)
+        if self.seen:  # the squared distance to the nearest centre, before it moves
+            nearest = min(self.distances(features).values())
+            self.inertia_ewm += INERTIA_EWM_RATE * (nearest - self.inertia_ewm)
+        self.kmeans.learn_one(x)
         self.seen += 1
         self._names = {}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import deque
 
 from river import naive_bayes
 
@@ -60,6 +61,8 @@ def rating_label(rating: int | None) -> bool | None:
     return rating > 3
 
 
+#: Rated texts behind the live (prequential) accuracy.
+RECENT_TEXTS = 1_000
 #: Rated texts learned before a predicted sentiment may raise an alert.
 MIN_EXAMPLES_FOR_ALERTS = 200
 
@@ -70,6 +73,8 @@ class SentimentModel:
     def __init__(self, alpha: float = 1.0) -> None:
         self.model = naive_bayes.MultinomialNB(alpha=alpha)
         self.learned = 0
+        #: Whether each of the latest rated texts was predicted right before learning it.
+        self.recent: deque[bool] = deque(maxlen=RECENT_TEXTS)
 
     def predict_proba(self, text: str) -> float:
         """P(positive); 0.5 before anything was learned."""
@@ -82,6 +87,13 @@ class SentimentModel:
     def ready(self) -> bool:
         return self.learned >= MIN_EXAMPLES_FOR_ALERTS
 
+    def recent_accuracy(self) -> float | None:
+        """Prequential accuracy over the latest rated texts; ``None`` before any."""
+        return sum(self.recent) / len(self.recent) if self.recent else None
+
     def learn_one(self, text: str, positive: bool) -> None:
-        self.model.learn_one(text_features(text), positive)
+        features = text_features(text)
+        proba = self.model.predict_proba_one(features)
+        self.recent.append((proba.get(True, 0.5) >= 0.5) == positive if proba else False)
+        self.model.learn_one(features, positive)
         self.learned += 1

@@ -16,6 +16,7 @@ buffer before it commits offsets, which keeps delivery at-least-once.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from models.features import CustomerState, SourcePosition
+from models.retention import RetentionModels
 from schemas.alerts import RiskAlert
 from schemas.dead_letter import DeadLetter, RejectReason, b64
 from schemas.events import EventType
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_LOG_INTERVAL_S = 10.0
 #: Dead letters logged one by one: this many a second on average, bursts of this many.
 DEAD_LETTER_LOG_PER_S = 1.0
+#: Seconds between two counts of the customers in state.
+CUSTOMER_COUNT_INTERVAL_S = 15.0
 DEAD_LETTER_LOG_BURST = 20
 
 
@@ -78,22 +82,29 @@ class Edge:
         self.rate_limited_logged_at = 0.0
         self.dead_letter_log = RateLimit(DEAD_LETTER_LOG_PER_S, DEAD_LETTER_LOG_BURST)
         self.dead_letters_unlogged = 0
+        self.customers_counted_at = -math.inf
+        #: Last offset read per owned input (topic, partition), for the lag gauge.
+        self.read_offsets: dict[tuple[str, int], int] = {}
 
-    def publish(self, out: Processed) -> None:
-        """Write a customer's new state and publish its score, alerts and feedback outcome."""
+    def publish(self, out: Processed, received_ts: float | None = None) -> None:
+        """Write a customer's new state and publish its score, alerts and feedback outcome
+        (``received_ts``: the Kafka timestamp of the message behind it, in seconds)."""
         customer_id = out.state.customer_id
         self.sa.customers[customer_id] = out.state.to_bytes()
         key = customer_id.encode()
         self.sa.topics.scores.send_soon(key=key, value=out.score.model_dump_json().encode())
         for alert in out.alerts:
-            self.publish_alert(key, alert)
+            if self.publish_alert(key, alert) and received_ts:
+                latency = max(time.time() - received_ts, 0.0)
+                metrics.EVENT_TO_ALERT.labels(alert.kind.value).observe(latency)
         for kind in out.suppressed:
             metrics.ALERTS_SUPPRESSED.labels(kind.value, "cooldown").inc()
         if out.feedback_negative is not None:
             signal = orjson.dumps({"ts": out.ts_ms, "negative": out.feedback_negative})
             self.sa.topics.feedback_signals.send_soon(key=None, value=signal, partition=0)
 
-    def publish_alert(self, key: bytes, alert: RiskAlert) -> None:
+    def publish_alert(self, key: bytes, alert: RiskAlert) -> bool:
+        """Publish unless the rate limit holds it back (then count it); True if sent."""
         if not self.rate_limit.allow():
             metrics.ALERTS_SUPPRESSED.labels(alert.kind.value, "rate_limit").inc()
             self.rate_limited += 1
@@ -107,9 +118,10 @@ class Edge:
                     alert.alert_id,
                 )
                 self.rate_limited_logged_at = now
-            return
+            return False
         self.sa.topics.alerts.send_soon(key=key, value=alert.model_dump_json().encode())
         metrics.ALERTS.labels(alert.kind.value).inc()
+        return True
 
     def clock_moved(self) -> None:
         """When the clock reached a scan time, tick every scan partition this worker owns
@@ -127,11 +139,38 @@ class Edge:
                 self.sa.topics.scan.send_soon(key=None, value=tick, partition=tp.partition)
 
     def on_timer(self) -> None:
-        """Partitions that went idle stop holding the clock back, also with no new event."""
+        """Partitions that went idle stop holding the clock back, also with no new event;
+        and the gauges are brought up to date."""
         watermark = self.watermark.current()
         if watermark is not None:
             self.processor.advance(watermark)
             self.clock_moved()
+        self.update_gauges()
+
+    def update_gauges(self) -> None:
+        consumer = self.sa.app.consumer
+        inputs = set(self.settings.input_topics)
+        for tp in self.sa.app.assignor.assigned_actives():
+            if tp.topic not in inputs:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            read = self.read_offsets.get((tp.topic, tp.partition))
+            lag = highwater - (read + 1 if read is not None else 0)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(lag, 0))
+        now = time.monotonic()
+        if now - self.customers_counted_at >= CUSTOMER_COUNT_INTERVAL_S:
+            # Counting walks the keys on rocksdb: not every second.
+            self.customers_counted_at = now
+            metrics.CUSTOMERS.set(len(self.sa.customers))
+        scorer = self.processor.scorer
+        if isinstance(scorer, RetentionModels):
+            metrics.CHURN_AUC.set(_or_nan(scorer.churn.recent_auc()))
+            metrics.SENTIMENT_ACCURACY.set(_or_nan(scorer.sentiment.recent_accuracy()))
+            metrics.SEGMENT_INERTIA.set(scorer.segments.inertia_ewm)
+        metrics.SURGE_Z.set(self.surge.detector.z)
+        metrics.SURGE_ARMED.set(1.0 if self.surge.detector.armed else 0.0)
 
 
 class TopicHandler:
@@ -145,7 +184,9 @@ class TopicHandler:
         self.settings = edge.settings
 
     def handle(self, message: Any) -> None:
+        started = time.perf_counter()
         where = (message.topic, message.partition, message.offset)
+        self.edge.read_offsets[(message.topic, message.partition)] = message.offset
         try:
             event = decode_event(
                 message.value,
@@ -176,9 +217,11 @@ class TopicHandler:
         if result is None:
             metrics.EVENTS.labels(message.topic, "duplicate").inc()
             return
-        self.edge.publish(result)
+        self.edge.publish(result, message.timestamp)
         metrics.EVENTS.labels(message.topic, "ok").inc()
+        metrics.EVENT_AGE.labels(message.topic).observe(max(time.time() - event.ts_ms / 1000, 0))
         self.edge.clock_moved()
+        metrics.PROCESSING.observe(time.perf_counter() - started)
 
     def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
         # A flood of bad input must not flood the log: every one is on the dead-letter
@@ -204,6 +247,10 @@ class TopicHandler:
         )
         metrics.EVENTS.labels(message.topic, "dead_lettered").inc()
         metrics.DEAD_LETTERS.labels(message.topic, code.value).inc()
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:

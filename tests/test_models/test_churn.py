@@ -98,3 +98,16 @@ def test_drivers_name_what_pushes_risk_up_in_words() -> None:
     assert drivers and all(d.push > 0 for d in drivers)
     assert drivers == sorted(drivers, key=lambda d: d.push, reverse=True)
     assert any(d.text.startswith("no purchase for 280 days") for d in drivers), drivers
+
+
+def test_recent_auc_scores_each_label_before_it_is_learned() -> None:
+    from models.churn import ChurnModel, _Snapshot
+
+    model = ChurnModel()
+    assert model.recent_auc() is None
+    for i in range(400):
+        churned = i % 2 == 0
+        features = {"recency_log": 4.0 if churned else 1.0, "frequency_log": 1.0}
+        model._learn(_Snapshot(f"c{i}", 0, features), churned=churned)
+    auc = model.recent_auc()
+    assert auc is not None and auc > 0.9

@@ -70,3 +70,16 @@ def test_value_formulas() -> None:
     assert expected_clv(-50.0, 60.0, 0.5) == 0.0
     assert expected_clv(365.0, 365.0, 1e-9) == pytest.approx(3 * 365.0)  # capped at 3 years
     assert value_at_risk(0.25, 400.0) == pytest.approx(100.0)
+
+
+def test_live_quality_windows_are_prequential() -> None:
+    from models.sentiment import SentimentModel
+
+    model = SentimentModel()
+    assert model.recent_accuracy() is None
+    for _ in range(20):
+        model.learn_one("great, love it", True)
+        model.learn_one("awful, broken", False)
+    accuracy = model.recent_accuracy()
+    # The first of each is a guess before anything was learned; then all are right.
+    assert accuracy is not None and 0.9 <= accuracy < 1.0

@@ -158,6 +158,11 @@ def test_a_scripted_story_raises_exactly_the_expected_alerts_across_a_restart(
     event_ids = {a["alert_id"] for a in expected if a["event_id"]}
     assert event_ids == {a["alert_id"] for a in got if a["event_id"]}
     assert metric(second, "crm_alerts_suppressed_total", kind="negative_feedback") == 1
+    # Live model quality, from the models' own prequential windows.
+    # (The churn AUC is NaN here: after the 200-day jump every recent label is "churned".)
+    assert "crm_churn_auc_recent " in second.get("/metrics")[1].decode()
+    assert 0.6 < metric(second, "crm_sentiment_accuracy_recent") <= 1.0
+    assert metric(second, "crm_segments_inertia_recent") > 0
     for alert in got:
         assert alert["reasons"], alert
         if alert["kind"] == "churn_risk":

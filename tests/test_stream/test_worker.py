@@ -130,6 +130,17 @@ def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Any:
     return done
 
 
+def collect_metric_until(worker: Any, name: str, done: Any, timeout_s: float = 10.0) -> float:
+    """The metric's value once ``done(value)``, or its last value at the timeout: the
+    gauges are refreshed by the worker's timer, not on each event."""
+    deadline = time.monotonic() + timeout_s
+    value = metric(worker, name)
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = metric(worker, name)
+    return value
+
+
 def run_cli(broker: EmbeddedBroker, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     env["CRM_KAFKA_BOOTSTRAP"] = broker.bootstrap
@@ -229,6 +240,24 @@ def test_mixed_batch_state_dead_letters_alerts(
     assert metric(worker, "crm_events_total", outcome="duplicate") == 1
     assert metric(worker, "crm_events_total", outcome="rerouted") in (0, 1)
     assert metric(worker, "crm_dead_letters_total", reason="oversized") == 1
+    # Every applied event was timed; the worker has read all it owns.
+    assert metric(worker, "crm_processing_seconds_count") == len(events)
+    assert metric(worker, "crm_event_age_seconds_count") == len(events)
+    lag = collect_metric_until(worker, "crm_consumer_lag_messages", lambda v: v == 0)
+    lag_lines = [
+        line
+        for line in worker.get("/metrics")[1].decode().splitlines()
+        if line.startswith("crm_consumer_lag_messages{")
+    ]
+    assert lag == 0 and len(lag_lines) == 3 * 8  # every owned input partition, caught up
+
+    status, body = worker.get("/customers/cust-1")
+    assert status == 200
+    view = orjson.loads(body)
+    assert view["score"]["purchase_count"] == expected["cust-1"]["purchase_count"]
+    assert view["state"]["customer_id"] == "cust-1"
+    assert worker.get("/customers/nobody")[0] == 404
+    assert worker.get("/customers/" + "x" * 129)[0] == 400
 
     tailed = run_cli(broker, "tail", "--dead-letters", "--from-beginning", "--max", "8")
     assert tailed.returncode == 0, tailed.stderr

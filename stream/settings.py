@@ -62,7 +62,10 @@ class Settings(BaseSettings):
     )
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints bind to.")
     web_port: int = Field(
-        default=6066, ge=0, le=65535, description="HTTP port (/health, /ready, /metrics)."
+        default=6066,
+        ge=0,
+        le=65535,
+        description="HTTP port (/health, /ready, /metrics, /customers/{id}).",
     )
     max_message_bytes: int = Field(
         default=DEFAULT_MAX_MESSAGE_BYTES, ge=256, description="Larger input is dead-lettered."

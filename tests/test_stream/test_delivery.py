@@ -1,0 +1,99 @@
+"""Crash (50,000 events in flight) and rebalance (10,000): every customer's counts and
+totals are exactly what the input implies (at-least-once delivery plus idempotent
+handling by offset and event id), and no alert is published twice.
+
+The worker applies about 400 events/s on the embedded broker (one record per producer
+batch there, see stream/workerproc.py), so the crash test alone takes about 4 minutes."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from stream.broker import EmbeddedBroker
+from stream.settings import Settings
+from stream.workerproc import WorkerProcess
+from tests.conftest import StartWorker
+from tests.kafka import collect, latest_by_customer, metric, send
+from tests.test_stream.test_worker import (
+    assert_scores_match,
+    expected_state,
+    make_events,
+    scores_caught_up,
+    wire,
+)
+
+pytestmark = pytest.mark.broker
+
+EVENTS = 50_000
+REBALANCE_EVENTS = 10_000
+
+
+def wait_for_processed(worker: WorkerProcess, at_least: float, timeout_s: float = 120) -> float:
+    """Poll the worker's counter until it reached ``at_least`` applied events."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = metric(worker, "crm_events_total", outcome="ok")
+        if done >= at_least:
+            return done
+        time.sleep(0.2)
+    raise TimeoutError(f"worker applied fewer than {at_least} events in {timeout_s}s")
+
+
+def assert_exact(settings: Settings, events: list[dict[str, Any]]) -> None:
+    expected = expected_state(events)
+    scores = collect(settings, "scores", scores_caught_up(expected), timeout_s=300)
+    assert_scores_match(latest_by_customer(scores), expected)
+
+
+def assert_no_alert_twice(settings: Settings) -> int:
+    alerts = collect(settings, "alerts", lambda r: False, timeout_s=5)
+    twice = [a for a, n in Counter(a["alert_id"] for a in alerts).items() if n > 1]
+    assert not twice, f"{len(twice)} alerts published more than once"
+    return len(alerts)
+
+
+def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
+    broker: EmbeddedBroker, start_worker: StartWorker
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    first = start_worker("w1")
+    first.wait_ready()
+    events = make_events(seed=21, customers=500, per_customer=EVENTS // 500, prefix="k")
+    send(settings, wire(settings, events))
+    applied = wait_for_processed(first, EVENTS // 5)
+    first.proc.kill()  # SIGKILL: no flush, no commit, no goodbye
+    first.proc.wait()
+    second = start_worker("w2")
+    second.wait_ready()
+    assert_exact(settings, events)
+    redone = metric(second, "crm_events_total", outcome="ok")
+    duplicates = metric(second, "crm_events_total", outcome="duplicate")
+    alerts = assert_no_alert_twice(settings)
+    print(
+        f"\nkilled after {applied:,.0f} applied; the new worker applied {redone:,.0f} and "
+        f"recognised {duplicates:,.0f} redelivered; {alerts:,} alerts, none twice"
+    )
+    assert applied + redone >= EVENTS  # everything applied at least once...
+    assert redone + duplicates >= EVENTS - applied  # ...and the rest recognised
+
+
+def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
+    broker: EmbeddedBroker, start_worker: StartWorker
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    first = start_worker("w1")
+    first.wait_ready()
+    events = make_events(seed=22, customers=200, per_customer=REBALANCE_EVENTS // 200, prefix="r")
+    send(settings, wire(settings, events))
+    wait_for_processed(first, REBALANCE_EVENTS // 5)
+    second = start_worker("w2")
+    second.wait_ready(timeout_s=120)
+    joined = wait_for_processed(second, 500)
+    assert second.stop() == 0  # leaves: its partitions go back to the first worker
+    assert_exact(settings, events)
+    alerts = assert_no_alert_twice(settings)
+    print(f"\nthe second worker applied {joined:,.0f}+ events before leaving; {alerts:,} alerts")

@@ -56,15 +56,22 @@ def assert_no_alert_twice(settings: Settings) -> int:
     return len(alerts)
 
 
+def a_fifth_applied(
+    settings: Settings, start_worker: StartWorker, seed: int, count: int, prefix: str
+) -> tuple[WorkerProcess, list[dict[str, Any]], float]:
+    """A worker with ``count`` events sent to it, once it applied a fifth of them."""
+    worker = start_worker("w1")
+    worker.wait_ready()
+    events = make_events(seed=seed, customers=count // 100, per_customer=100, prefix=prefix)
+    send(settings, wire(settings, events))
+    return worker, events, wait_for_processed(worker, count // 5)
+
+
 def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    first = start_worker("w1")
-    first.wait_ready()
-    events = make_events(seed=21, customers=500, per_customer=EVENTS // 500, prefix="k")
-    send(settings, wire(settings, events))
-    applied = wait_for_processed(first, EVENTS // 5)
+    first, events, applied = a_fifth_applied(settings, start_worker, 21, EVENTS, "k")
     first.proc.kill()  # SIGKILL: no flush, no commit, no goodbye
     first.proc.wait()
     second = start_worker("w2")
@@ -85,11 +92,7 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    first = start_worker("w1")
-    first.wait_ready()
-    events = make_events(seed=22, customers=200, per_customer=REBALANCE_EVENTS // 200, prefix="r")
-    send(settings, wire(settings, events))
-    wait_for_processed(first, REBALANCE_EVENTS // 5)
+    _, events, _ = a_fifth_applied(settings, start_worker, 22, REBALANCE_EVENTS, "r")
     second = start_worker("w2")
     second.wait_ready(timeout_s=120)
     joined = wait_for_processed(second, 500)

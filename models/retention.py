@@ -87,9 +87,10 @@ class RetentionModels:
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
         churn = self.churn.predict_proba(state, now_ms)
         tier = self.churn.tier(churn, state.churn_tier or None)
-        # Drivers only where an alert may need them (computing them costs a prediction).
+        # Drivers only where an alert may need them (computing them costs a prediction):
+        # churn alerts come from scans, which score without an event.
         drivers: tuple[Driver, ...] = ()
-        if self.churn.ready and tier != "low" and state.purchase_count:
+        if event is None and self.churn.ready and tier != "low" and state.purchase_count:
             drivers = tuple(self.churn.drivers(state, now_ms))
         segment_id = segment = None
         if self.segments.seen and state.purchase_count:

@@ -26,8 +26,8 @@ class Scores:
     segment_ready: bool = False
     #: The churn model has learned enough for its tiers to raise alerts.
     churn_ready: bool = False
-    #: For a ready model and a medium or high tier: what pushed the risk up most, as
-    #: (feature, text, push on the logit).
+    #: Scored without an event (a scan), with a ready model and a medium or high tier:
+    #: what pushed the risk up most, as (feature, text, push on the logit).
     churn_drivers: tuple[tuple[str, str, float], ...] = ()
     sentiment: Literal["positive", "negative"] | None = None
     sentiment_proba: float | None = None

@@ -67,6 +67,7 @@ def a_fifth_applied(
     return worker, events, wait_for_processed(worker, count // 5)
 
 
+@pytest.mark.timeout(900)  # about 4.5 minutes here: above the suite's 300 s default
 def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:

@@ -79,7 +79,7 @@ class Edge:
         self.rate_limit = RateLimit(sa.settings.alert_rate_per_s, sa.settings.alert_burst)
         self.surge = SurgeWatch(sa.settings.surge())
         self.rate_limited = 0
-        self.rate_limited_logged_at = 0.0
+        self.rate_limited_log = RateLimit(1 / RATE_LIMIT_LOG_INTERVAL_S, 1)
         self.dead_letter_log = RateLimit(DEAD_LETTER_LOG_PER_S, DEAD_LETTER_LOG_BURST)
         self.dead_letters_unlogged = 0
         self.customers_counted_at = -math.inf
@@ -108,8 +108,7 @@ class Edge:
         if not self.rate_limit.allow():
             metrics.ALERTS_SUPPRESSED.labels(alert.kind.value, "rate_limit").inc()
             self.rate_limited += 1
-            now = time.monotonic()
-            if now - self.rate_limited_logged_at >= RATE_LIMIT_LOG_INTERVAL_S:
+            if self.rate_limited_log.allow():
                 log.warning(
                     "alert rate limit (%.0f/s): %d alerts held back so far, latest %s %s",
                     self.settings.alert_rate_per_s,
@@ -117,7 +116,6 @@ class Edge:
                     alert.kind.value,
                     alert.alert_id,
                 )
-                self.rate_limited_logged_at = now
             return False
         self.sa.topics.alerts.send_soon(key=key, value=alert.model_dump_json().encode())
         metrics.ALERTS.labels(alert.kind.value).inc()

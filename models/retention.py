@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from models.churn import ChurnModel, Driver
@@ -27,6 +27,9 @@ from models.segments import SegmentModel, segment_features
 from models.sentiment import SentimentModel, rating_label
 from models.value import expected_clv, value_at_risk
 from schemas.events import FeedbackEvent, PurchaseEvent
+
+#: What a checkpoint of these models must have been written by.
+MODEL_VERSION = "+".join((ChurnModel.VERSION, SegmentModel.VERSION, SentimentModel.VERSION))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +56,25 @@ class RetentionModels:
             n_clusters=self.config.segments, halflife=self.config.segment_halflife
         )
         self.sentiment = SentimentModel()
-        self.model_version = "+".join(
-            (ChurnModel.VERSION, SegmentModel.VERSION, SentimentModel.VERSION)
-        )
+        self.model_version = MODEL_VERSION
         self.interval_ms = int(self.config.snapshot_interval_days * DAY_MS)
         self.next_tick_ms: int | None = None
         self.clock_ms: int | None = None
         self.rng = random.Random(self.config.seed)
+
+    def adopt(self, config: ModelConfig) -> bool:
+        """Take the tier thresholds of ``config`` (set after this model was saved); False,
+        changing nothing, when a setting that shaped what it learned differs."""
+        retuned = replace(
+            self.config,
+            churn_tier_medium=config.churn_tier_medium,
+            churn_tier_high=config.churn_tier_high,
+        )
+        if retuned != config:
+            return False
+        self.config = config
+        self.churn.tier_thresholds = (config.churn_tier_medium, config.churn_tier_high)
+        return True
 
     def advance(self, now_ms: int, customers: Callable[[], Iterable[CustomerState]]) -> None:
         """Move the clock: mature churn labels, and at each tick snapshot every customer

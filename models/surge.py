@@ -73,6 +73,16 @@ class SentimentSurge:
         self.armed = True
         self.z = 0.0
 
+    def adopt(self, config: SentimentSurge) -> bool:
+        """Take the thresholds of ``config`` (a detector built from the current settings);
+        False, changing nothing, when its windows differ (the counts would not fit)."""
+        if (config.window_ms, config.baseline_ms) != (self.window_ms, self.baseline_ms):
+            return False
+        self.z_threshold = config.z_threshold
+        self.min_rise = config.min_rise
+        self.min_count = config.min_count
+        return True
+
     def learn_one(self, ts_ms: int, negative: bool) -> Surge | None:
         """Count one feedback at event time ``ts_ms``; a :class:`Surge` when one starts."""
         if self.now_ms is None or ts_ms > self.now_ms:

@@ -1,7 +1,8 @@
 """Thin agents: one per input topic (decode, route, apply, publish), one for scan ticks
 (re-score the quiet customers of a partition) and one for feedback outcomes (the
 sentiment-surge detector, on one partition so that it sees every customer), plus a timer
-that moves the event-time clock when input partitions go idle.
+that moves the event-time clock when input partitions go idle and writes the models'
+checkpoints, and the rebalance and shutdown hooks that write and forget them.
 
 Errors at the Kafka edge are logged with topic, partition and offset, and decided
 explicitly: bad input and processing failures go to the dead-letter topic and the
@@ -15,24 +16,34 @@ buffer before it commits offsets, which keeps delivery at-least-once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
+import socket
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from models.checkpoint import CheckpointError, ModelCheckpoint
 from models.features import CustomerState, SourcePosition
 from models.retention import RetentionModels
+from models.surge import SentimentSurge
 from schemas.alerts import RiskAlert
 from schemas.dead_letter import DeadLetter, RejectReason, b64
 from schemas.events import EventType
 from schemas.wire import Rejected, decode_event
 from stream import metrics
+from stream.checkpoints import CheckpointStore
 from stream.clock import RateLimit, Watermark
+from stream.partitions import PartitionModels
 from stream.processor import Processed, SurgeWatch
 from stream.topics import partition_for
+from stream.web import is_ready
 
 if TYPE_CHECKING:
     from stream.app import ScorerApp
@@ -67,24 +78,148 @@ def dead_letter_record(
     )
 
 
+def changelog_writer(table: Any) -> Callable[[str, bytes, int], object]:
+    """Records straight to a table's changelog: checkpoint tables are read only at a
+    restore (after recovery), and a write through the table would need an event's context
+    (shutdown and rebalance have none)."""
+
+    def write(key: str, value: bytes, partition: int) -> object:
+        return table.changelog_topic.send_soon(
+            key=key,
+            value=value,
+            partition=partition,
+            key_serializer="json",
+            value_serializer="raw",
+        )
+
+    return write
+
+
 class Edge:
-    """What the agents of one worker share: the clock, the publishing rules and the
-    surge detector."""
+    """What the agents of one worker share: the clock, the models of each owned partition,
+    the publishing rules and the surge detector."""
 
     def __init__(self, sa: ScorerApp) -> None:
         self.sa = sa
-        self.processor = sa.processor
-        self.settings = sa.settings
-        self.watermark = Watermark(sa.settings.watermark_idle_s)
-        self.rate_limit = RateLimit(sa.settings.alert_rate_per_s, sa.settings.alert_burst)
-        self.surge = SurgeWatch(sa.settings.surge())
+        self.settings = settings = sa.settings
+        self.watermark = Watermark(settings.watermark_idle_s)
+        self.models = PartitionModels(
+            sa.new_processor,
+            CheckpointStore(
+                sa.model_checkpoints.get,
+                changelog_writer(sa.model_checkpoints),
+                settings.checkpoint_chunk_bytes,
+            ),
+            settings.models(),
+            settings.checkpoint_interval_s,
+        )
+        self.surge_store = CheckpointStore(
+            sa.surge_checkpoints.get,
+            changelog_writer(sa.surge_checkpoints),
+            settings.checkpoint_chunk_bytes,
+        )
+        self.checkpoint_lock = asyncio.Lock()
+        #: The surge detector, once this worker owns the feedback-signals partition.
+        self.surge: SurgeWatch | None = None
+        self.surge_offset: int | None = None
+        #: Signals up to this offset are in the restored detector: a redelivery skips them.
+        self.surge_restored_offset = -1
+        self.surge_saved_at = -math.inf
+        self.rate_limit = RateLimit(settings.alert_rate_per_s, settings.alert_burst)
         self.rate_limited = 0
         self.rate_limited_log = RateLimit(1 / RATE_LIMIT_LOG_INTERVAL_S, 1)
         self.dead_letter_log = RateLimit(DEAD_LETTER_LOG_PER_S, DEAD_LETTER_LOG_BURST)
         self.dead_letters_unlogged = 0
         self.customers_counted_at = -math.inf
-        #: Last offset read per owned input (topic, partition), for the lag gauge.
+        #: Last offset read per owned input (topic, partition): lag, and checkpoint offsets.
         self.read_offsets: dict[tuple[str, int], int] = {}
+
+    def owned(self) -> set[int]:
+        """The input partitions this worker owns (every input topic is co-partitioned)."""
+        return {
+            tp.partition
+            for tp in self.sa.app.assignor.assigned_actives()
+            if tp.topic == self.settings.topic_purchases
+        }
+
+    def offsets(self, partition: int) -> dict[str, int]:
+        return {t: o for (t, p), o in self.read_offsets.items() if p == partition}
+
+    async def checkpoint(self, partitions: Iterable[int]) -> None:
+        """Checkpoint these partitions' models (those that learned since their last one),
+        one save at a time. A failure is logged and counted, not raised: state stays
+        exact without it, and the partition is tried again at the next interval."""
+        async with self.checkpoint_lock:
+            for partition in sorted(set(partitions) & self.models.dirty):
+                if partition not in self.models.processors:
+                    continue
+                try:
+                    await self.models.save(partition, self.offsets(partition))
+                except Exception:
+                    self.models.mark_dirty(partition)
+                    metrics.MODEL_CHECKPOINT_FAILURES.inc()
+                    log.exception("checkpoint of partition %d's models failed", partition)
+
+    def surge_watch(self) -> SurgeWatch:
+        if self.surge is None:
+            fresh = self.settings.surge()
+            detector: SentimentSurge | None = None
+            try:
+                checkpoint = self.surge_store.load(0)
+                if checkpoint is not None:
+                    detector = checkpoint.restore(SentimentSurge, SentimentSurge.VERSION)
+                    if not detector.adopt(fresh):
+                        raise CheckpointError("its windows differ from the settings")
+                    log.info("surge detector restored (offsets %s)", checkpoint.info.offsets)
+                    self.surge_restored_offset = checkpoint.info.offsets.get(
+                        self.settings.topic_feedback_signals, -1
+                    )
+            except CheckpointError as exc:
+                detector = None
+                log.error("surge detector checkpoint not restored, starting anew: %s", exc)
+            self.surge = SurgeWatch(detector or fresh)
+        return self.surge
+
+    def checkpoint_surge(self) -> None:
+        if self.surge is None or self.surge_offset is None:
+            return
+        try:
+            self.surge_store.save(
+                ModelCheckpoint.capture(
+                    self.surge.detector,
+                    SentimentSurge.VERSION,
+                    partition=0,
+                    offsets={self.settings.topic_feedback_signals: self.surge_offset},
+                    clock_ms=self.surge.detector.now_ms,
+                    next_scan_ms=None,
+                    written_at_ms=int(time.time() * 1000),
+                )
+            )
+            self.surge_offset = None  # nothing new since
+            self.surge_saved_at = time.monotonic()
+        except Exception:
+            metrics.MODEL_CHECKPOINT_FAILURES.inc()
+            log.exception("checkpoint of the surge detector failed")
+
+    def rebalanced(self, assigned: Iterable[Any]) -> None:
+        """After a rebalance: forget what moved elsewhere, and its gauges."""
+        assigned = list(assigned)
+        inputs = {tp.partition for tp in assigned if tp.topic == self.settings.topic_purchases}
+        for partition in self.models.keep_only(inputs):
+            for gauge in metrics.PARTITION_GAUGES:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(str(partition))
+        for topic, partition in list(self.read_offsets):
+            if partition not in inputs:
+                del self.read_offsets[(topic, partition)]
+                with contextlib.suppress(KeyError):
+                    metrics.CONSUMER_LAG.remove(topic, str(partition))
+        if not any(tp.topic == self.settings.topic_feedback_signals for tp in assigned):
+            self.surge = self.surge_offset = None
+            self.surge_restored_offset = -1
+            for gauge in (metrics.SURGE_Z, metrics.SURGE_ARMED):
+                with contextlib.suppress(KeyError):
+                    gauge.remove("0")
 
     def publish(self, out: Processed, received_ts: float | None = None) -> None:
         """Write a customer's new state and publish its score, alerts and feedback outcome
@@ -121,29 +256,37 @@ class Edge:
         metrics.ALERTS.labels(alert.kind.value).inc()
         return True
 
-    def clock_moved(self) -> None:
-        """When the clock reached a scan time, tick every scan partition this worker owns
-        (the scan must run in that partition's context: its table writes go to the
-        partition's changelog)."""
-        if self.processor.clock_ms is not None:
-            metrics.WATERMARK.set(self.processor.clock_ms / 1000)
-        at_ms = self.processor.scan_due()
-        if at_ms is None:
-            return
-        assigned = self.sa.app.assignor.assigned_actives()
-        tick = orjson.dumps({"at": at_ms})
-        for tp in assigned:
-            if tp.topic == self.settings.topic_scan:
-                self.sa.topics.scan.send_soon(key=None, value=tick, partition=tp.partition)
+    def clock_moved(self, partition: int) -> None:
+        """When the partition's clock reached a scan time, tick its scan partition (the
+        scan must run in that partition's context: its table writes go to the partition's
+        changelog). The scan topic is co-partitioned with the input: same owner."""
+        at_ms = self.models.processors[partition].scan_due()
+        if at_ms is not None:
+            tick = orjson.dumps({"at": at_ms})
+            self.sa.topics.scan.send_soon(key=None, value=tick, partition=partition)
 
-    def on_timer(self) -> None:
-        """Partitions that went idle stop holding the clock back, also with no new event;
-        and the gauges are brought up to date."""
+    async def on_timer(self) -> None:
+        """Once recovered, every owned partition has its models; idle input partitions
+        stop holding the clock back, also with no new event; a checkpoint is written if
+        one is due; and the gauges are brought up to date."""
+        if is_ready(self.sa):
+            for partition in self.owned():
+                self.models.get(partition)
         watermark = self.watermark.current()
         if watermark is not None:
-            self.processor.advance(watermark)
-            self.clock_moved()
+            metrics.WATERMARK.set(watermark / 1000)
+            for partition, processor in self.models.processors.items():
+                before = processor.clock_ms
+                processor.advance(watermark)
+                if processor.clock_ms != before:
+                    self.models.mark_dirty(partition)
+                self.clock_moved(partition)
         self.update_gauges()
+        if time.monotonic() - self.surge_saved_at >= self.settings.checkpoint_interval_s:
+            self.checkpoint_surge()
+        due = self.models.checkpoint_due()
+        if due is not None:
+            await self.checkpoint([due])
 
     def update_gauges(self) -> None:
         consumer = self.sa.app.consumer
@@ -159,16 +302,31 @@ class Edge:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(lag, 0))
         now = time.monotonic()
         if now - self.customers_counted_at >= CUSTOMER_COUNT_INTERVAL_S:
-            # Counting walks the keys on rocksdb: not every second.
+            # Counting walks the keys (on rocksdb: from disk): not every second. Only owned
+            # partitions: the store also holds standby copies of other workers' partitions.
             self.customers_counted_at = now
-            metrics.CUSTOMERS.set(len(self.sa.customers))
-        scorer = self.processor.scorer
-        if isinstance(scorer, RetentionModels):
-            metrics.CHURN_AUC.set(_or_nan(scorer.churn.recent_auc()))
-            metrics.SENTIMENT_ACCURACY.set(_or_nan(scorer.sentiment.recent_accuracy()))
-            metrics.SEGMENT_INERTIA.set(scorer.segments.inertia_ewm)
-        metrics.SURGE_Z.set(self.surge.detector.z)
-        metrics.SURGE_ARMED.set(1.0 if self.surge.detector.armed else 0.0)
+            counts = Counter(
+                partition_for(customer_id, self.sa.input_partitions)
+                for customer_id in self.sa.customers
+            )
+            for partition in self.owned():
+                metrics.CUSTOMERS.labels(str(partition)).set(counts[partition])
+        wall_ms = int(time.time() * 1000)
+        for partition, processor in self.models.processors.items():
+            label = str(partition)
+            metrics.MODEL_CHECKPOINT_AGE.labels(label).set(
+                self.models.unsaved_s(partition, wall_ms)
+            )
+            scorer = processor.scorer
+            if isinstance(scorer, RetentionModels):
+                metrics.CHURN_AUC.labels(label).set(_or_nan(scorer.churn.recent_auc()))
+                metrics.SENTIMENT_ACCURACY.labels(label).set(
+                    _or_nan(scorer.sentiment.recent_accuracy())
+                )
+                metrics.SEGMENT_INERTIA.labels(label).set(scorer.segments.inertia_ewm)
+        if self.surge is not None:
+            metrics.SURGE_Z.labels("0").set(self.surge.detector.z)
+            metrics.SURGE_ARMED.labels("0").set(1.0 if self.surge.detector.armed else 0.0)
 
 
 class TopicHandler:
@@ -177,7 +335,6 @@ class TopicHandler:
     def __init__(self, edge: Edge, expected: EventType) -> None:
         self.edge = edge
         self.sa = edge.sa
-        self.processor = edge.processor
         self.expected = expected
         self.settings = edge.settings
 
@@ -185,6 +342,12 @@ class TopicHandler:
         started = time.perf_counter()
         where = (message.topic, message.partition, message.offset)
         self.edge.read_offsets[(message.topic, message.partition)] = message.offset
+        models = self.edge.models
+        if models.resume_after:
+            models.first_read(*where)
+        # Every message read moves the offsets a checkpoint must state (also a duplicate
+        # or a dead letter): otherwise a new owner would count them as unlearned.
+        models.mark_dirty(message.partition)
         try:
             event = decode_event(
                 message.value,
@@ -207,7 +370,8 @@ class TopicHandler:
         try:
             raw = self.sa.customers.get(customer_id)
             before = CustomerState.from_bytes(raw) if raw is not None else None
-            result = self.processor.process(before, event, SourcePosition(*where), watermark)
+            processor = models.get(partition)
+            result = processor.process(before, event, SourcePosition(*where), watermark)
         except Exception as exc:  # a bug must not stop the partition: park the message
             log.exception("processing failed at %s[%d]@%d", *where)
             self.dead_letter(message, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
@@ -218,7 +382,7 @@ class TopicHandler:
         self.edge.publish(result, message.timestamp)
         metrics.EVENTS.labels(message.topic, "ok").inc()
         metrics.EVENT_AGE.labels(message.topic).observe(max(time.time() - event.ts_ms / 1000, 0))
-        self.edge.clock_moved()
+        self.edge.clock_moved(partition)
         metrics.PROCESSING.observe(time.perf_counter() - started)
 
     def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
@@ -253,15 +417,14 @@ def _or_nan(value: float | None) -> float:
 
 def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
     """Re-score the quiet customers of one partition at event time ``at_ms``."""
-    sa = edge.sa
     metrics.SCANS.inc()
-    for customer_id in list(sa.customers.keys()):
-        if partition_for(customer_id, sa.input_partitions) != partition:
-            continue
+    processor = edge.models.get(partition)
+    # Listed first: publishing writes to the table being walked.
+    for state in list(processor.customers()):
         try:
-            out = edge.processor.rescore(CustomerState.from_bytes(sa.customers[customer_id]), at_ms)
+            out = processor.rescore(state, at_ms)
         except Exception:  # one customer's bug must not stop the scan of the others
-            log.exception("scan at %d failed for customer %r", at_ms, customer_id)
+            log.exception("scan at %d failed for customer %r", at_ms, state.customer_id)
             continue
         if out is not None:
             edge.publish(out)
@@ -269,6 +432,9 @@ def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
 
 def register(sa: ScorerApp) -> Edge:
     edge = Edge(sa)
+    metrics.WORKER.info(
+        {"app_id": sa.settings.app_id, "worker": f"{socket.gethostname()}:{sa.settings.web_port}"}
+    )
     for name, (topic, expected) in sa.topics.inputs.items():
         handler = TopicHandler(edge, expected)  # type: ignore[arg-type]
 
@@ -286,13 +452,41 @@ def register(sa: ScorerApp) -> Edge:
 
     async def surge(stream: Any) -> None:
         async for event in stream.events():
+            watch = edge.surge_watch()
+            if event.message.offset <= edge.surge_restored_offset:
+                continue  # counted before the restart: its checkpoint has it
             signal = orjson.loads(event.message.value)
-            alert = edge.surge.observe(int(signal["ts"]), bool(signal["negative"]))
+            alert = watch.observe(int(signal["ts"]), bool(signal["negative"]))
+            edge.surge_offset = event.message.offset
             if alert is not None:
                 edge.publish_alert(alert.kind.value.encode(), alert)
 
     async def clock() -> None:
-        edge.on_timer()
+        await edge.on_timer()
+
+    app = sa.app
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def checkpoint_revoked(sender: Any, *args: Any, **_: Any) -> None:
+        revoked: set[Any] = args[0]
+        # Whoever gets these partitions next restores their models from the checkpoint:
+        # write it now, with all they learned, and flush before the group moves on.
+        await edge.checkpoint(
+            tp.partition for tp in revoked if tp.topic == sa.settings.topic_purchases
+        )
+        if any(tp.topic == sa.settings.topic_feedback_signals for tp in revoked):
+            edge.checkpoint_surge()
+        await app.producer.flush()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def forget_moved(sender: Any, *args: Any, **_: Any) -> None:
+        edge.rebalanced(args[0])
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def checkpoint_at_shutdown(sender: Any, *args: Any, **_: Any) -> None:
+        # Consumption has stopped; Faust flushes the producer after this.
+        await edge.checkpoint(list(edge.models.processors))
+        edge.checkpoint_surge()
 
     sa.app.agent(sa.topics.scan, name="scan-quiet-customers")(scan)
     sa.app.agent(sa.topics.feedback_signals, name="detect-sentiment-surge")(surge)

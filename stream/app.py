@@ -6,6 +6,8 @@ per-event work itself is :class:`stream.processor.EventProcessor`, which has no 
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from models.retention import RetentionModels
 from stream.processor import EventProcessor
 from stream.replay import load_models
 from stream.settings import Settings
+from stream.topics import partition_for
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,14 @@ class ScorerApp:
     app: faust.App
     topics: AppTopics
     customers: Any  # faust.Table of customer_id -> CustomerState bytes
+    #: faust.Table of checkpoint chunks (stream.checkpoints), co-partitioned with the
+    #: input: partition p's models; and one of the surge detector's (one partition).
+    model_checkpoints: Any
+    surge_checkpoints: Any
     settings: Settings
     input_partitions: int
-    processor: EventProcessor
+    #: The processor of one input partition, from its restored models or new ones.
+    new_processor: Callable[[int, RetentionModels | None], EventProcessor]
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -50,9 +58,18 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def build_app(
-    settings: Settings, input_partitions: int, processor: EventProcessor | None = None
-) -> ScorerApp:
+def _raw_table(app: faust.App, name: str, partitions: int, description: str) -> Any:
+    table: Any = app.Table(
+        name, default=None, key_type=str, value_type=bytes, partitions=partitions, help=description
+    )
+    # Faust derives table codecs from Record types only; the values are already bytes,
+    # so the changelog carries them as they are (the restart test guards it).
+    table.key_serializer = "json"
+    table.value_serializer = "raw"
+    return table
+
+
+def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
     app = faust.App(
         settings.app_id,
@@ -90,38 +107,43 @@ def build_app(
         scan=_raw_topic(app, settings.topic_scan, input_partitions),
         feedback_signals=_raw_topic(app, settings.topic_feedback_signals, 1),
     )
-    customers: Any = app.Table(
-        "customers",
-        default=None,
-        key_type=str,
-        value_type=bytes,
-        partitions=input_partitions,
-        help="CustomerState per customer_id (see models.features).",
+    customers = _raw_table(
+        app, "customers", input_partitions, "CustomerState per customer_id (models.features)."
     )
-    # Faust derives table codecs from Record types only; the state is already compact
-    # orjson bytes, so the changelog carries them as they are (the restart test guards it).
-    customers.key_serializer = "json"
-    customers.value_serializer = "raw"
     # Imported here: agents and web only make sense on a built app.
     from stream import agents, web
 
-    if processor is None:
-        processor = EventProcessor(
-            scorer=load_models(settings.models_path)
-            if settings.models_path
-            else RetentionModels(settings.models()),
-            policy=AlertPolicy(settings.alerts()),
-            customers=lambda: (CustomerState.from_bytes(raw) for raw in customers.values()),
+    warm = load_models(settings.models_path) if settings.models_path else None
+    policy = AlertPolicy(settings.alerts())
+
+    def new_processor(partition: int, scorer: RetentionModels | None = None) -> EventProcessor:
+        def customers_of_partition() -> Iterator[CustomerState]:
+            for customer_id, raw in customers.items():
+                if partition_for(customer_id, input_partitions) == partition:
+                    yield CustomerState.from_bytes(raw)
+
+        if scorer is None:
+            scorer = copy.deepcopy(warm) if warm else RetentionModels(settings.models())
+        return EventProcessor(
+            scorer=scorer,
+            policy=policy,
+            customers=customers_of_partition,
             scan_interval_days=settings.scan_interval_days,
         )
+
     scorer_app = ScorerApp(
         app=app,
         topics=topics,
         customers=customers,
+        model_checkpoints=_raw_table(
+            app, "model-checkpoints", input_partitions, "Checkpoints of each partition's models."
+        ),
+        surge_checkpoints=_raw_table(
+            app, "surge-checkpoints", 1, "Checkpoints of the sentiment-surge detector."
+        ),
         settings=settings,
         input_partitions=input_partitions,
-        processor=processor,
+        new_processor=new_processor,
     )
-    agents.register(scorer_app)
-    web.register(scorer_app)
+    web.register(agents.register(scorer_app))
     return scorer_app

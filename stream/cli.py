@@ -97,6 +97,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     )
     from stream.settings import Settings
 
+    if args.partitions < 1 or (args.partitions > 1 and args.models_out):
+        print("--partitions must be 1 or more, and 1 with --models-out", file=sys.stderr)
+        return 2
     settings = Settings()
     config = settings.models()
     if args.churn_horizon_days is not None:
@@ -117,6 +120,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             predictions=predictions,
             alerts=alerts,
             progress=sys.stderr,
+            partitions=args.partitions,
         )
     report(result)
     if result.as_of_ms is not None:
@@ -191,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--churn-horizon-days", type=float, default=None)
     p.add_argument("--models-out", help="save the learned models (pickle) to warm-start")
     p.add_argument("--models-in", help="start from models saved by --models-out")
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="models per input partition, as a worker with that many has them (default 1: "
+        "one model of every customer, as evaluated in docs/models.md)",
+    )
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("evaluate", help="measure the models on real data (docs/models.md)")

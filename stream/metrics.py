@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 EVENTS = Counter(
     "crm_events_total",
@@ -49,24 +49,76 @@ CONSUMER_LAG = Gauge(
     "Messages in an owned input partition not yet read by this worker.",
     ["topic", "partition"],
 )
-CUSTOMERS = Gauge("crm_customers", "Customers in this worker's state (owned partitions).")
+WORKER = Info(
+    "crm_worker",
+    "This worker: app_id (the consumer group) and worker (host:web port, as Faust names it).",
+)
+CUSTOMERS = Gauge(
+    "crm_customers", "Customers in this worker's state, by owned input partition.", ["partition"]
+)
+# Models are per input partition (docs/operations.md): their gauges carry the partition,
+# and only its current owner exports it, so sums over workers count each partition once.
 CHURN_AUC = Gauge(
     "crm_churn_auc_recent",
     "Prequential churn AUC over the latest 2,000 matured labels (NaN until both outcomes).",
+    ["partition"],
 )
 SENTIMENT_ACCURACY = Gauge(
     "crm_sentiment_accuracy_recent",
     "Prequential sentiment accuracy over the latest 1,000 rated texts.",
+    ["partition"],
 )
 SEGMENT_INERTIA = Gauge(
     "crm_segments_inertia_recent",
     "Running mean squared distance of learned customers to their nearest k-means centre.",
+    ["partition"],
 )
+MODEL_CHECKPOINT_AGE = Gauge(
+    "crm_model_checkpoint_age_seconds",
+    "How long the partition's models have held learning that no checkpoint has (what a "
+    "crash would lose); 0 while their latest checkpoint is current.",
+    ["partition"],
+)
+MODEL_CHECKPOINT_BYTES = Gauge(
+    "crm_model_checkpoint_bytes", "Size of the partition's latest model checkpoint.", ["partition"]
+)
+MODEL_CHECKPOINT_SECONDS = Histogram(
+    "crm_model_checkpoint_seconds",
+    "Writing one checkpoint, by phase: pickle (blocks the event loop), compress (a thread).",
+    ["phase"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+MODEL_CHECKPOINT_FAILURES = Counter(
+    "crm_model_checkpoint_failures_total", "Checkpoints that could not be written (see the log)."
+)
+MODEL_RESTORES = Counter(
+    "crm_model_restores_total",
+    "Partition models set up: restored (from a checkpoint), new (none), unusable (bad one).",
+    ["outcome"],
+)
+MODEL_MESSAGES_UNLEARNED = Counter(
+    "crm_model_messages_unlearned_total",
+    "Input messages between a restored checkpoint and the restart point after a crash: "
+    "their state was kept, their learning lost.",
+)
+#: Gauges labelled by input partition: dropped when the partition moves to another worker.
+PARTITION_GAUGES = (
+    CUSTOMERS,
+    CHURN_AUC,
+    SENTIMENT_ACCURACY,
+    SEGMENT_INERTIA,
+    MODEL_CHECKPOINT_AGE,
+    MODEL_CHECKPOINT_BYTES,
+)
+# The surge detector runs on the worker that owns the one feedback-signals partition:
+# labelled with it, so that only that worker exports them.
 SURGE_Z = Gauge(
     "crm_sentiment_surge_z",
     "Surge detector: z statistic of the negative-feedback share, window vs baseline.",
+    ["partition"],
 )
 SURGE_ARMED = Gauge(
     "crm_sentiment_surge_armed",
     "Surge detector: 1 when armed, 0 after a surge until the share is back to normal.",
+    ["partition"],
 )

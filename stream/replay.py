@@ -9,6 +9,7 @@ Output contract (other tools depend on these names):
 
 from __future__ import annotations
 
+import copy
 import csv
 import pickle
 import sys
@@ -28,6 +29,7 @@ from schemas.alerts import RiskAlert
 from schemas.events import FeedbackEvent
 from schemas.wire import Rejected, decode_event
 from stream.processor import EventProcessor, Processed, SurgeWatch, score_record
+from stream.topics import partition_for
 
 SCORE_COLUMNS = [
     "customer_id", "churn_risk", "churn_tier", "segment", "clv", "value_at_risk",
@@ -39,7 +41,8 @@ SCORE_COLUMNS = [
 
 @dataclass
 class ReplayResult:
-    models: RetentionModels
+    #: One per partition, as the worker keeps them (docs/operations.md).
+    partition_models: list[RetentionModels]
     states: dict[str, CustomerState]
     as_of_ms: int | None
     applied: int = 0
@@ -50,6 +53,16 @@ class ReplayResult:
     scans: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+
+    @property
+    def models(self) -> RetentionModels:
+        """The models, when one partition holds every customer."""
+        if len(self.partition_models) != 1:
+            raise ValueError("replayed with several partitions: use models_of(customer_id)")
+        return self.partition_models[0]
+
+    def models_of(self, customer_id: str) -> RetentionModels:
+        return self.partition_models[partition_for(customer_id, len(self.partition_models))]
 
 
 def replay_lines(
@@ -63,6 +76,7 @@ def replay_lines(
     predictions: IO[bytes] | None = None,
     alerts: IO[bytes] | None = None,
     progress: IO[str] | None = None,
+    partitions: int = 1,
 ) -> ReplayResult:
     """Apply every valid event up to ``as_of_ms`` (all when ``None``), then advance the
     models' clock to the as-of time so that labels mature up to it.
@@ -70,15 +84,27 @@ def replay_lines(
     As in the worker, quiet customers are re-scored at each scan time the clock passes
     (``scans=False`` skips that where only the models matter: it changes no model, and
     costs a re-score of every customer per day of event time), and feedback feeds the
-    sentiment-surge detector."""
+    sentiment-surge detector.
+
+    With ``partitions`` > 1 every partition has its own models (copies of ``models``),
+    which learn from that partition's customers only, as in a worker with that many
+    input partitions; the clock of every partition moves with each event."""
     states: dict[str, CustomerState] = {}
     models = models or RetentionModels(config)
-    processor = EventProcessor(scorer=models, policy=policy, customers=states.values)
+    partition_states = [states] if partitions == 1 else [{} for _ in range(partitions)]
+    partition_models = (
+        [models] if partitions == 1 else [copy.deepcopy(models) for _ in range(partitions)]
+    )
+    processors = [
+        EventProcessor(scorer=m, policy=policy, customers=s.values)
+        for m, s in zip(partition_models, partition_states, strict=True)
+    ]
     surge = SurgeWatch()
-    result = ReplayResult(models=models, states=states, as_of_ms=as_of_ms)
+    result = ReplayResult(partition_models=partition_models, states=states, as_of_ms=as_of_ms)
 
-    def publish(out: Processed) -> None:
+    def publish(out: Processed, partition: int) -> None:
         states[out.state.customer_id] = out.state
+        partition_states[partition][out.state.customer_id] = out.state
         result.suppressed.update(kind.value for kind in out.suppressed)
         found: list[RiskAlert] = list(out.alerts)
         if out.feedback_negative is not None:
@@ -90,12 +116,12 @@ def replay_lines(
             if alerts is not None:
                 alerts.write(alert.model_dump_json().encode() + b"\n")
 
-    def scan(at_ms: int) -> None:
+    def scan(partition: int, at_ms: int) -> None:
         result.scans += 1
-        for state in list(states.values()):
-            out = processor.rescore(state, at_ms)
+        for state in list(partition_states[partition].values()):
+            out = processors[partition].rescore(state, at_ms)
             if out is not None:
-                publish(out)
+                publish(out, partition)
 
     started = last_report = time.monotonic()
     last_ts: int | None = None
@@ -110,7 +136,8 @@ def replay_lines(
         if as_of_ms is not None and event.ts_ms > as_of_ms:
             result.after_as_of += 1
             continue
-        out = processor.process(states.get(event.customer_id), event)
+        partition = partition_for(event.customer_id, partitions) if partitions > 1 else 0
+        out = processors[partition].process(states.get(event.customer_id), event)
         if out is None:
             result.duplicates += 1
             continue
@@ -127,17 +154,21 @@ def replay_lines(
                 row["sentiment"] = out.scores.sentiment
                 row["sentiment_proba"] = out.scores.sentiment_proba
             predictions.write(orjson.dumps(row) + b"\n")
-        publish(out)
-        due = processor.scan_due() if scans else None
-        if due is not None:
-            scan(due)
+        publish(out, partition)
+        for other, processor in enumerate(processors):
+            if other != partition:
+                processor.advance(event.ts_ms)
+            due = processor.scan_due() if scans else None
+            if due is not None:
+                scan(other, due)
         if progress is not None and time.monotonic() - last_report > 2:
             last_report = time.monotonic()
             rate = number / (last_report - started)
             print(f"{number:,} lines, {rate:,.0f}/s, {len(states):,} customers", file=progress)
     result.as_of_ms = as_of_ms if as_of_ms is not None else last_ts
     if result.as_of_ms is not None:
-        models.advance(result.as_of_ms, states.values)
+        for processor in processors:
+            processor.scorer.advance(result.as_of_ms, processor.customers)
     result.seconds = time.monotonic() - started
     return result
 
@@ -148,11 +179,11 @@ def final_scores(result: ReplayResult) -> list[dict[str, Any]]:
         return []
     rows = []
     for state in result.states.values():
-        scores = result.models.score_one(state, result.as_of_ms)
-        record = score_record(
-            state, scores, result.as_of_ms, result.models.model_version, None
-        ).model_dump()
-        rows.append({name: record[name] for name in SCORE_COLUMNS})
+        models = result.models_of(state.customer_id)
+        scores = models.score_one(state, result.as_of_ms)
+        record = score_record(state, scores, result.as_of_ms, models.model_version, None)
+        row = record.model_dump()
+        rows.append({name: row[name] for name in SCORE_COLUMNS})
     return rows
 
 

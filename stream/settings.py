@@ -157,6 +157,18 @@ class Settings(BaseSettings):
     surge_min_feedback: int = Field(
         default=30, ge=1, description="Sentiment surge: feedback needed in window and baseline."
     )
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between checkpoints of a partition's models that learned "
+        "something (also written on shutdown and when a partition moves).",
+    )
+    checkpoint_chunk_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Checkpoints go out in records of at most this size (keep it under the "
+        "brokers' and topics' max.message.bytes).",
+    )
     models_path: Path | None = Field(
         default=None,
         description="Warm start: models saved by `crm-scorer replay --models-out` (trusted file).",

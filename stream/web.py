@@ -1,19 +1,23 @@
-"""HTTP endpoints served by the worker: liveness, readiness, Prometheus metrics, and one
-customer's state and scores. Nothing here writes anything."""
+"""HTTP endpoints served by the worker: liveness, readiness, Prometheus metrics, one
+customer's state and scores, and the models of each owned partition. Nothing here
+writes anything."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from models.features import CustomerState
+from models.retention import RetentionModels
 from schemas.events import ID_MAX_CHARS
 from stream.processor import score_record
 from stream.topics import partition_for
 
 if TYPE_CHECKING:
+    from stream.agents import Edge
     from stream.app import ScorerApp
 
 
@@ -24,18 +28,16 @@ def is_ready(sa: ScorerApp) -> bool:
     return recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery
 
 
-def customer_view(sa: ScorerApp, customer_id: str) -> tuple[int, dict[str, Any]]:
+def customer_view(edge: Edge, customer_id: str) -> tuple[int, dict[str, Any]]:
     """(status, body) for ``GET /customers/{id}``: the state and the scores now, or where
     the customer lives when another worker owns the partition."""
+    sa = edge.sa
     if not 0 < len(customer_id) <= ID_MAX_CHARS:
         return 400, {"error": f"a customer id has 1 to {ID_MAX_CHARS} characters"}
+    if not is_ready(sa):
+        return 503, {"error": "recovering state; try again"}
     partition = partition_for(customer_id, sa.input_partitions)
-    owned = {
-        tp.partition
-        for tp in sa.app.assignor.assigned_actives()
-        if tp.topic == sa.settings.topic_purchases  # every input topic is co-partitioned
-    }
-    if partition not in owned:
+    if partition not in edge.owned():
         changelog = sa.customers.changelog_topic.get_topic_name()
         hosts = [
             str(host)
@@ -51,7 +53,7 @@ def customer_view(sa: ScorerApp, customer_id: str) -> tuple[int, dict[str, Any]]
     if raw is None:
         return 404, {"error": "unknown customer", "partition": partition}
     state = CustomerState.from_bytes(raw)
-    processor = sa.processor
+    processor = edge.models.get(partition)
     now_ms = max(processor.clock_ms or state.last_seen_ms, state.last_seen_ms)
     scores = processor.scorer.score_one(state, now_ms)
     record = score_record(state, scores, now_ms, processor.scorer.model_version, None)
@@ -62,7 +64,37 @@ def customer_view(sa: ScorerApp, customer_id: str) -> tuple[int, dict[str, Any]]
     }
 
 
-def register(sa: ScorerApp) -> None:
+def models_view(edge: Edge) -> dict[str, Any]:
+    """What each owned partition's models have learned and where their checkpoint is."""
+    wall_ms = int(time.time() * 1000)
+    partitions: dict[str, Any] = {}
+    for partition, processor in sorted(edge.models.processors.items()):
+        scorer = processor.scorer
+        view: dict[str, Any] = {
+            "model_version": scorer.model_version,
+            "clock_ms": processor.clock_ms,
+        }
+        if isinstance(scorer, RetentionModels):
+            view["churn_labels_learned"] = sum(scorer.churn.labels_learned.values())
+            view["sentiment_texts_learned"] = scorer.sentiment.learned
+            view["segments_learned"] = scorer.segments.seen
+        checkpoint = edge.models.checkpoints.get(partition)
+        view["checkpoint"] = (
+            None
+            if checkpoint is None
+            else {
+                "offsets": checkpoint.offsets,
+                "written_at_ms": checkpoint.written_at_ms,
+                "payload_bytes": checkpoint.payload_bytes,
+            }
+        )
+        view["unsaved_s"] = edge.models.unsaved_s(partition, wall_ms)
+        partitions[str(partition)] = view
+    return {"partitions": partitions}
+
+
+def register(edge: Edge) -> None:
+    sa = edge.sa
     app = sa.app
 
     @app.page("/health")
@@ -76,8 +108,12 @@ def register(sa: ScorerApp) -> None:
 
     @app.page("/customers/{customer_id}")
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
-        status, body = customer_view(sa, customer_id)
+        status, body = customer_view(edge, customer_id)
         return web.json(body, status=status)
+
+    @app.page("/models")
+    async def models(web: Any, request: Any) -> Any:
+        return web.json(models_view(edge))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

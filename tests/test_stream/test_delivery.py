@@ -85,19 +85,26 @@ def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
         f"\nkilled after {applied:,.0f} applied; the new worker applied {redone:,.0f} and "
         f"recognised {duplicates:,.0f} redelivered; {alerts:,} alerts, none twice"
     )
-    assert applied + redone >= EVENTS  # everything applied at least once...
-    assert redone + duplicates >= EVENTS - applied  # ...and the rest recognised
+    # ``applied`` was read before the kill, so it may be a little short of what the first
+    # worker applied: the sum can only fall short of EVENTS, never pass it.
+    assert applied + redone <= EVENTS  # no event applied by both workers...
+    assert duplicates > 0  # ...though the kill made the broker redeliver some
 
 
 def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    _, events, _ = a_fifth_applied(settings, start_worker, 22, REBALANCE_EVENTS, "r")
+    first, events, _ = a_fifth_applied(settings, start_worker, 22, REBALANCE_EVENTS, "r")
     second = start_worker("w2")
     second.wait_ready(timeout_s=120)
     joined = wait_for_processed(second, 500)
+    # The partitions' models moved with them: the joiner restored the first worker's
+    # checkpoints, written as the rebalance revoked them.
+    assert metric(second, "crm_model_restores_total", outcome="restored") >= 1
+    restored_before = metric(first, "crm_model_restores_total", outcome="restored")
     assert second.stop() == 0  # leaves: its partitions go back to the first worker
     assert_exact(settings, events)
+    assert metric(first, "crm_model_restores_total", outcome="restored") > restored_before
     alerts = assert_no_alert_twice(settings)
     print(f"\nthe second worker applied {joined:,.0f}+ events before leaving; {alerts:,} alerts")

@@ -107,7 +107,7 @@ def test_a_worker_warm_starts_from_saved_models(tmp_path: Path) -> None:
     settings = Settings(
         models_path=tmp_path / "m.pkl", table_store="memory", data_dir=tmp_path / "w"
     )
-    scorer = build_app(settings, input_partitions=8).processor.scorer
+    scorer = build_app(settings, input_partitions=8).new_processor(3, None).scorer
     assert result.as_of_ms is not None
     state = next(iter(result.states.values()))
     assert scorer.score_one(state, result.as_of_ms) == result.models.score_one(

@@ -343,6 +343,9 @@ class TopicHandler:
         where = (message.topic, message.partition, message.offset)
         self.edge.read_offsets[(message.topic, message.partition)] = message.offset
         models = self.edge.models
+        # Restore the partition's models (if not yet) before counting against their
+        # checkpoint: restored after this read, the next one would look like a gap.
+        models.get(message.partition)
         if models.resume_after:
             models.first_read(*where)
         # Every message read moves the offsets a checkpoint must state (also a duplicate

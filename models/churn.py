@@ -234,6 +234,12 @@ class ChurnModel:
         else:
             del self.open[customer_id]
 
+    def forget(self, customer_id: str) -> None:
+        """Drop the customer's snapshots not yet labelled (their features are personal
+        data); what the model already learned from them stays, as aggregate weights."""
+        if self.open.pop(customer_id, None) is not None:
+            self.pending = deque(s for s in self.pending if s.customer_id != customer_id)
+
     def mature(self, now_ms: int) -> None:
         """Label *churned* every open snapshot whose horizon ended by ``now_ms``."""
         while self.pending and self.pending[0].taken_ms + self.horizon_ms <= now_ms:

@@ -135,6 +135,10 @@ class RetentionModels:
             value_at_risk=value_at_risk(churn, clv),
         )
 
+    def forget(self, customer_id: str) -> None:
+        """Keep nothing about the customer (only the churn model holds per-customer data)."""
+        self.churn.forget(customer_id)
+
     def learn_one(
         self, before: CustomerState | None, after: CustomerState, event: AnyEvent
     ) -> None:

@@ -35,7 +35,7 @@ from models.retention import RetentionModels
 from models.surge import SentimentSurge
 from schemas.alerts import RiskAlert
 from schemas.dead_letter import DeadLetter, RejectReason, b64
-from schemas.events import EventType
+from schemas.events import ID_MAX_CHARS, EventType
 from schemas.wire import Rejected, decode_event
 from stream import metrics
 from stream.checkpoints import CheckpointStore
@@ -351,6 +351,9 @@ class TopicHandler:
         # Every message read moves the offsets a checkpoint must state (also a duplicate
         # or a dead letter): otherwise a new owner would count them as unlearned.
         models.mark_dirty(message.partition)
+        if message.value is None:  # a Kafka tombstone: forget the customer of its key
+            self.forget(message)
+            return
         try:
             event = decode_event(
                 message.value,
@@ -387,6 +390,39 @@ class TopicHandler:
         metrics.EVENT_AGE.labels(message.topic).observe(max(time.time() - event.ts_ms / 1000, 0))
         self.edge.clock_moved(partition)
         metrics.PROCESSING.observe(time.perf_counter() - started)
+
+    def forget(self, message: Any) -> None:
+        """Remove everything kept about the customer named by the tombstone's key: state
+        (a changelog tombstone), latest score (a tombstone on the compacted scores topic)
+        and the churn model's pending snapshots. docs/personal-data.md has the rest."""
+        key: bytes | None = message.key
+        try:
+            customer_id = key.decode() if key else ""
+        except UnicodeDecodeError:
+            customer_id = ""
+        if not 0 < len(customer_id) <= ID_MAX_CHARS:
+            self.dead_letter(
+                message,
+                RejectReason.INVALID,
+                "a tombstone (forget a customer) needs the customer id as its key",
+            )
+            return
+        partition = partition_for(customer_id, self.sa.input_partitions)
+        if message.partition != partition:
+            topic, _ = self.sa.topics.inputs[message.topic]
+            topic.send_soon(key=key, value=None, partition=partition)
+            metrics.EVENTS.labels(message.topic, "rerouted").inc()
+            return
+        scorer = self.edge.models.get(partition).scorer
+        if isinstance(scorer, RetentionModels):
+            scorer.forget(customer_id)
+        if self.sa.customers.get(customer_id) is not None:
+            del self.sa.customers[customer_id]
+        self.sa.topics.scores.send_soon(key=key, value=None)
+        metrics.CUSTOMERS_FORGOTTEN.inc()
+        metrics.EVENTS.labels(message.topic, "forgotten").inc()
+        # The position, not the id: the log should not become a list of who asked.
+        log.info("forgot a customer at %s[%d]@%d", message.topic, message.partition, message.offset)
 
     def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
         # A flood of bad input must not flood the log: every one is on the dead-letter

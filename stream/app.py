@@ -19,7 +19,7 @@ from models.retention import RetentionModels
 from stream.processor import EventProcessor
 from stream.replay import load_models
 from stream.settings import Settings
-from stream.topics import partition_for
+from stream.topics import TABLE_PARTITIONS, partition_for
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,14 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def _raw_table(app: faust.App, name: str, partitions: int, description: str) -> Any:
+def _raw_table(app: faust.App, name: str, input_partitions: int, description: str) -> Any:
     table: Any = app.Table(
-        name, default=None, key_type=str, value_type=bytes, partitions=partitions, help=description
+        name,
+        default=None,
+        key_type=str,
+        value_type=bytes,
+        partitions=TABLE_PARTITIONS[name] or input_partitions,
+        help=description,
     )
     # Faust derives table codecs from Record types only; the values are already bytes,
     # so the changelog carries them as they are (the restart test guards it).
@@ -69,11 +74,25 @@ def _raw_table(app: faust.App, name: str, partitions: int, description: str) -> 
     return table
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's form of the Kafka connection settings (TLS, SASL), or ``None``."""
+    context = settings.kafka_ssl_context()
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
+        broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
@@ -91,7 +110,7 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
         producer_max_batch_size=settings.producer_max_batch_bytes,
         web_enabled=True,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=settings.web_canonical_host,
         web_port=settings.web_port,
         web_in_thread=False,
     )
@@ -139,7 +158,10 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
             app, "model-checkpoints", input_partitions, "Checkpoints of each partition's models."
         ),
         surge_checkpoints=_raw_table(
-            app, "surge-checkpoints", 1, "Checkpoints of the sentiment-surge detector."
+            app,
+            "surge-checkpoints",
+            input_partitions,
+            "Checkpoints of the sentiment-surge detector.",
         ),
         settings=settings,
         input_partitions=input_partitions,

@@ -40,9 +40,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """Start, wait for, and stop one in-memory broker on ``127.0.0.1``."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        *,
+        advertised_port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
+        #: Where clients are told to connect (a TLS front in the security tests).
+        self.advertised_port = advertised_port or self.port
+        self.extra_args = extra_args
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: int | None = None
@@ -52,16 +62,16 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
-        url = f"tcp://{self.bootstrap}"
         args = [
             str(tansu_binary()),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://{self.bootstrap}",
             "--advertised-listener-url",
-            url,
+            f"tcp://{self.host}:{self.advertised_port}",
             "--storage-engine",
             "memory://tansu/",
+            *self.extra_args,
         ]
         self._log = (
             os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

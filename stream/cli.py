@@ -18,6 +18,17 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_create_topics(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stream.settings import Settings
+    from stream.topics import create_all_topics
+
+    for name in asyncio.run(create_all_topics(Settings())):
+        print(name)
+    return 0
+
+
 def _cmd_export_schemas(args: argparse.Namespace) -> int:
     from schemas.registry import json_schemas, schema_file_text
 
@@ -53,6 +64,17 @@ def _cmd_produce(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _cmd_forget(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stream.producer import send_forget
+    from stream.settings import Settings
+
+    sent = asyncio.run(send_forget(Settings(), args.customer_ids))
+    print(f"sent {sent} forget request(s); scores topic gets a tombstone for each")
     return 0
 
 
@@ -162,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the stream worker against CRM_KAFKA_BOOTSTRAP")
     p.set_defaults(func=_cmd_worker)
 
+    p = sub.add_parser(
+        "create-topics", help="create every topic the service uses (where workers may not)"
+    )
+    p.set_defaults(func=_cmd_create_topics)
+
     p = sub.add_parser("demo", help="embedded broker + worker + real data replayed, live")
     p.add_argument("--duration", type=float, default=45.0, help="replay length in seconds")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N events")
@@ -174,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--speed", type=float, default=None, help="event-time x wall-time pacing")
     p.set_defaults(func=_cmd_produce)
+
+    p = sub.add_parser("forget", help="erase customers' state and scores (docs/personal-data.md)")
+    p.add_argument("customer_ids", nargs="+", metavar="CUSTOMER_ID")
+    p.set_defaults(func=_cmd_forget)
 
     p = sub.add_parser("tail", help="print alerts (default), scores or dead letters")
     group = p.add_mutually_exclusive_group()

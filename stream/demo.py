@@ -99,7 +99,7 @@ async def _replay(
         asyncio.create_task(_show(settings, screen, which, seen, stop))
         for which in ("alerts", "scores", "dead-letters")
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = AIOKafkaProducer(**settings.kafka_client_options())
     await producer.start()
     for bad in BAD_MESSAGES:
         await producer.send_and_wait(settings.topic_purchases, bad, key=b"12345")

@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 EVENTS = Counter(
     "crm_events_total",
-    "Input messages handled, by topic and outcome (ok, duplicate, rerouted, dead_lettered).",
+    "Input messages handled, by topic and outcome (ok, duplicate, rerouted, dead_lettered, "
+    "forgotten).",
     ["topic", "outcome"],
 )
 DEAD_LETTERS = Counter(
@@ -19,6 +20,10 @@ ALERTS_SUPPRESSED = Counter(
     "crm_alerts_suppressed_total",
     "Alerts held back, by kind and reason (cooldown per customer, rate_limit global).",
     ["kind", "reason"],
+)
+CUSTOMERS_FORGOTTEN = Counter(
+    "crm_customers_forgotten_total",
+    "Forget requests applied (a tombstone on an input topic): state and scores removed.",
 )
 SCANS = Counter("crm_scans_total", "Scans of quiet customers, one per owned partition.")
 WATERMARK = Gauge(

@@ -51,9 +51,7 @@ async def produce_lines(
 ) -> ProduceReport:
     """Send every routable line. With ``speed``, event time runs ``speed`` x wall time."""
     topics: dict[str, str] = {kind: name for name, kind in settings.input_topics.items()}
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5
-    )
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all", linger_ms=5)
     report = ProduceReport()
     await producer.start()
     try:
@@ -79,3 +77,19 @@ async def produce_lines(
     finally:
         await producer.stop()
     return report
+
+
+async def send_forget(settings: Settings, customer_ids: Iterable[str]) -> int:
+    """Ask the workers to forget customers: a tombstone (null value) keyed by each id on
+    the purchases topic (any input topic would do: they are co-partitioned)."""
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
+    await producer.start()
+    sent = 0
+    try:
+        for customer_id in customer_ids:
+            await producer.send(settings.topic_purchases, value=None, key=customer_id.encode())
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent

@@ -6,11 +6,13 @@ in step with this class.
 
 from __future__ import annotations
 
+import socket
+import ssl
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.alerting import AlertConfig
@@ -25,6 +27,31 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092",
         description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of the service connects (TLS with SSL and SASL_SSL).",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism, with SASL_PLAINTEXT and SASL_SSL."
+    )
+    kafka_sasl_username: str = Field(default="", description="SASL user name.")
+    kafka_sasl_password: SecretStr = Field(
+        default=SecretStr(""), description="SASL password (a secret: never logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the brokers' certificates "
+        "(default: the system's trusted CAs).",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM), where brokers require mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="Private key (PEM) of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr = Field(
+        default=SecretStr(""), description="Password of the private key, if it has one."
     )
     app_id: str = Field(
         default="crm-scorer",
@@ -61,6 +88,20 @@ class Settings(BaseSettings):
         default=Path("var/crm-scorer"), description="Worker data directory (table store)."
     )
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints bind to.")
+    web_advertised_host: str = Field(
+        default="",
+        description="Host name others reach this worker's HTTP port by (the owner named in "
+        "421 answers); default: CRM_WEB_HOST, or the host name when that is a wildcard.",
+    )
+    web_customers: bool = Field(
+        default=True,
+        description="Serve GET /customers/{id} (one customer's personal state); off: 404.",
+    )
+    web_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="When set, /customers/{id} and /models need `Authorization: Bearer "
+        "<token>` (/health, /ready and /metrics stay open).",
+    )
     web_port: int = Field(
         default=6066,
         ge=0,
@@ -174,6 +215,54 @@ class Settings(BaseSettings):
         description="Warm start: models saved by `crm-scorer replay --models-out` (trusted file).",
     )
     log_level: str = Field(default="info", description="Worker log level.")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"CRM_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "CRM_KAFKA_SASL_USERNAME and CRM_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of every Kafka client, or ``None`` without TLS. Verifies the
+        brokers' certificates and host names."""
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+        )
+        if self.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(self.kafka_ssl_certfile),
+                str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+                self.kafka_ssl_key_password.get_secret_value() or None,
+            )
+        return context
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients: the brokers and how to connect."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+            "ssl_context": self.kafka_ssl_context(),
+        }
+        if self.kafka_security_protocol.startswith("SASL_"):
+            options.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
+            )
+        return options
+
+    @property
+    def web_canonical_host(self) -> str:
+        if self.web_advertised_host:
+            return self.web_advertised_host
+        return socket.gethostname() if self.web_host in ("0.0.0.0", "::") else self.web_host
 
     @cached_property
     def faust_broker(self) -> str:

@@ -34,7 +34,7 @@ async def records(
     """Decoded records as they arrive; ends after ``idle_timeout_s`` without one."""
     consumer = AIOKafkaConsumer(
         topic_of(settings, which),
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_client_options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -51,7 +51,10 @@ async def records(
             last = time.monotonic()
             for messages in batch.values():
                 for message in messages:
-                    yield orjson.loads(message.value)
+                    if message.value is None:  # a forgotten customer's score tombstone
+                        yield {"customer_id": message.key.decode(), "forgotten": True}
+                    else:
+                        yield orjson.loads(message.value)
     finally:
         await consumer.stop()
 
@@ -70,6 +73,8 @@ def describe(which: Stream, record: dict[str, Any]) -> str:
             f"{scope}  {reasons}{at_risk}{excerpt}"
         )
     if which == "scores":
+        if record.get("forgotten"):
+            return f"customer {record['customer_id']:>8}  forgotten (state and scores removed)"
         risk = record.get("churn_risk")
         return (
             f"{record['as_of'][:19]}  customer {record['customer_id']:>8}  "

@@ -28,6 +28,26 @@ class TopicSpec:
     partitions: int | None = None  # None: CRM_TOPIC_PARTITIONS
 
 
+#: The worker's tables: name -> partitions (``None``: co-partitioned with the input).
+TABLE_PARTITIONS: dict[str, int | None] = {
+    "customers": None,
+    "model-checkpoints": None,
+    "surge-checkpoints": 1,
+}
+
+
+def changelog_topic_specs(settings: Settings, input_partitions: int) -> list[TopicSpec]:
+    """The tables' changelogs, as Faust names them (compacted: the latest per key)."""
+    return [
+        TopicSpec(
+            f"{settings.app_id}-{table}-changelog",
+            compacted=True,
+            partitions=partitions or input_partitions,
+        )
+        for table, partitions in TABLE_PARTITIONS.items()
+    ]
+
+
 def internal_topic_specs(settings: Settings, input_partitions: int) -> list[TopicSpec]:
     """The worker's own topics: scan ticks co-partitioned with the input, and one
     partition for feedback outcomes (the surge detector sees all customers)."""
@@ -59,7 +79,7 @@ async def ensure_topics(settings: Settings) -> int:
 
     Raises ``RuntimeError`` when the input topics disagree on their partition count.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
         if settings.create_topics:
@@ -76,6 +96,26 @@ async def ensure_topics(settings: Settings) -> int:
     finally:
         await admin.close()
     return partitions
+
+
+async def create_all_topics(settings: Settings) -> list[str]:
+    """``crm-scorer create-topics``: every topic the service uses, with its partitions
+    and compaction, for clusters where workers may not create topics; returns the
+    names of all of them."""
+    forced = settings.model_copy(update={"create_topics": True})
+    partitions = await ensure_topics(forced)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        await _create_missing(admin, settings, changelog_topic_specs(settings, partitions))
+    finally:
+        await admin.close()
+    specs = [
+        *topic_specs(settings),
+        *internal_topic_specs(settings, partitions),
+        *changelog_topic_specs(settings, partitions),
+    ]
+    return [spec.name for spec in specs]
 
 
 async def _create_missing(

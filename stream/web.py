@@ -4,6 +4,7 @@ writes anything."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,19 @@ def is_ready(sa: ScorerApp) -> bool:
     app = sa.app
     recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
     return recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery
+
+
+def authorized(token: str, authorization: str | None) -> bool:
+    """Whether an ``Authorization`` header carries the bearer ``token`` (any request does
+    when no token is configured). Compared in constant time.
+
+    >>> authorized("", None), authorized("t0k", "Bearer t0k"), authorized("t0k", "Bearer x")
+    (True, True, False)
+    """
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 def customer_view(edge: Edge, customer_id: str) -> tuple[int, dict[str, Any]]:
@@ -96,6 +110,17 @@ def models_view(edge: Edge) -> dict[str, Any]:
 def register(edge: Edge) -> None:
     sa = edge.sa
     app = sa.app
+    token = sa.settings.web_token.get_secret_value()
+
+    def denied(web: Any, request: Any) -> Any:
+        """401 unless the request carries the configured token."""
+        if authorized(token, request.headers.get("Authorization")):
+            return None
+        return web.json(
+            {"error": "this endpoint needs Authorization: Bearer <token>"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -106,14 +131,19 @@ def register(edge: Edge) -> None:
         ok = is_ready(sa)
         return web.json({"ready": ok}, status=200 if ok else 503)
 
-    @app.page("/customers/{customer_id}")
-    async def customer(web: Any, request: Any, customer_id: str) -> Any:
-        status, body = customer_view(edge, customer_id)
-        return web.json(body, status=status)
+    if sa.settings.web_customers:
+
+        @app.page("/customers/{customer_id}")
+        async def customer(web: Any, request: Any, customer_id: str) -> Any:
+            refused = denied(web, request)
+            if refused is not None:
+                return refused
+            status, body = customer_view(edge, customer_id)
+            return web.json(body, status=status)
 
     @app.page("/models")
     async def models(web: Any, request: Any) -> Any:
-        return web.json(models_view(edge))
+        return denied(web, request) or web.json(models_view(edge))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -44,9 +44,12 @@ class WorkerProcess:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
 
-    def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    def get(
+        self, path: str, timeout: float = 2.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url(path), headers=headers or {})
         try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as resp:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
                 return int(resp.status), bytes(resp.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())

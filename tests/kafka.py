@@ -16,7 +16,7 @@ from stream.workerproc import WorkerProcess
 
 
 async def send_all(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
     await producer.start()
     try:
         for topic, key, value in messages:

@@ -31,6 +31,21 @@ def test_labels_mature_in_event_time_and_never_from_the_future() -> None:
     assert not model.open
 
 
+def test_a_forgotten_customer_leaves_no_snapshot_and_no_label() -> None:
+    model = ChurnModel(horizon_days=90)
+    gone, kept = bought("forget-me-7", BASE_TS), bought("keep-me-8", BASE_TS)
+    for day in (1, 8):
+        model.snapshot(gone, BASE_TS + day * DAY_MS)
+        model.snapshot(kept, BASE_TS + day * DAY_MS)
+    model.forget("forget-me-7")
+    assert "forget-me-7" not in model.open
+    assert {s.customer_id for s in model.pending} == {"keep-me-8"}
+    assert b"forget-me-7" not in pickle.dumps(model)  # nor in its checkpoint
+    model.mature(BASE_TS + 200 * DAY_MS)
+    assert model.labels_learned == {0: 0, 1: 2}  # the kept customer's two snapshots only
+    model.forget("nobody")  # unknown: nothing happens
+
+
 def test_a_purchase_only_resolves_snapshots_taken_before_it() -> None:
     model = ChurnModel()
     a = bought("a", BASE_TS)

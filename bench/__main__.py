@@ -1,0 +1,80 @@
+"""The benchmark suite in one command; prints the tables for docs/benchmarks.md.
+
+    python -m bench            # 200,000 events / 50,000 customers; 100,000 customers of state
+    python -m bench --quick    # a small run, as the test suite's smoke test does
+
+1. throughput: the worker (a) against the hand-written bound (b), same workload, one run;
+2. latency: event to score and to alert, at half the worker's measured throughput;
+3. state: resident memory per customer, and restart and recovery time to ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from dataclasses import dataclass
+
+from bench import latency, state, throughput
+from bench.workload import mixed_events
+
+
+@dataclass(frozen=True)
+class Sizes:
+    events: int
+    customers: int
+    latency_s: float
+    state_events: int
+    state_customers: int
+
+
+FULL = Sizes(200_000, 50_000, 60.0, 300_000, 100_000)
+QUICK = Sizes(2_000, 500, 5.0, 2_000, 500)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, broker: embedded Tansu on loopback"
+    )
+
+
+def run(sizes: Sizes) -> str:
+    out = [f"Machine: {machine()}", ""]
+    tp = throughput.measure(sizes.events, sizes.customers, partitions=8)
+    out += [
+        f"### Throughput ({sizes.events:,} events, {sizes.customers:,} customers, 8 partitions)",
+        "",
+        tp.table(),
+        "",
+    ]
+    rate = tp.product.rate / 2
+    lat = latency.measure(rate, sizes.latency_s, sizes.customers)
+    out += [
+        f"### Latency at {rate:,.0f} events/s (half the worker's throughput), "
+        f"{sizes.latency_s:.0f} s",
+        "",
+        lat.table(),
+        "",
+    ]
+    events = mixed_events(sizes.state_events, customers=sizes.state_customers)
+    st = state.measure(events)
+    out += [f"### State ({sizes.state_events:,} events)", "", st.table(), ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(run(QUICK if args.quick else FULL))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""A worker's state at scale: resident memory per customer, and the time a new or
+restarted worker takes to be ready with that state, on the embedded broker.
+
+    python -m bench.state [--events 300000] [--customers 100000]
+    python -m bench.state --data ../shared/data       # real purchases and reviews
+
+Workload: bench/workload.py (synthetic customers and stream, real review texts), or a
+data set's events (eventdata). The worker runs as the tests run it on this broker (one
+record per producer batch, stream/workerproc.py), so that changelog recovery is exact;
+the recovered customer count is checked against the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.workload import mixed_events
+from eventdata.events import build_events
+from stream.broker import EmbeddedBroker
+from stream.producer import produce_lines
+from stream.settings import Settings
+from stream.workerproc import WorkerProcess, worker_env
+
+MIB = 1024 * 1024
+
+
+def sample(worker: WorkerProcess, name: str) -> float:
+    """Sum of the worker's samples called ``name``."""
+    status, body = worker.get("/metrics", timeout=10)
+    assert status == 200, status
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == name
+    )
+
+
+def customers_counted(worker: WorkerProcess, at_least: int, timeout_s: float = 60) -> float:
+    """``crm_customers`` summed, once it reached ``at_least`` (it is counted every 15 s)."""
+    deadline = time.monotonic() + timeout_s
+    while (counted := sample(worker, "crm_customers")) < at_least:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    return counted
+
+
+@dataclass(frozen=True)
+class StateResult:
+    events: int
+    customers: int
+    apply_s: float
+    ready_rss: float
+    loaded_rss: float
+    restart_ready_s: float
+    new_disk_ready_s: float
+    recovered: float
+
+    def table(self) -> str:
+        per_customer = (self.loaded_rss - self.ready_rss) / self.customers
+        return "\n".join(
+            [
+                "| measure | value |",
+                "| --- | ---: |",
+                f"| events applied (first worker) | {self.events:,} in {self.apply_s:,.0f} s "
+                f"({self.events / self.apply_s:,.0f}/s) |",
+                f"| resident memory, ready, no state | {self.ready_rss / MIB:,.0f} MiB |",
+                f"| resident memory, {self.customers:,} customers | "
+                f"{self.loaded_rss / MIB:,.0f} MiB |",
+                f"| growth per customer | {per_customer:,.0f} B |",
+                f"| per 100,000 customers | {per_customer * 100_000 / MIB:,.0f} MiB |",
+                f"| restart on the same disk (RocksDB): start to ready | "
+                f"{self.restart_ready_s:,.1f} s |",
+                f"| new worker, new disk (changelog replay): start to ready | "
+                f"{self.new_disk_ready_s:,.1f} s |",
+                f"| customers after recovery | {self.recovered:,.0f} of {self.customers:,} |",
+            ]
+        )
+
+
+def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResult:
+    customers = len({e["customer_id"] for e in events})
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
+    ):
+        disk = Path(tmp) / "disk-1"
+
+        def start(data_dir: Path, name: str) -> tuple[WorkerProcess, float]:
+            env = worker_env(broker.bootstrap, data_dir, CRM_TABLE_STORE="rocksdb")
+            worker = WorkerProcess(env, Path(tmp) / f"{name}.log")
+            return worker, worker.wait_ready(timeout_s=timeout_s)
+
+        first, _ = start(disk, "first")
+        try:
+            ready_rss = sample(first, "process_resident_memory_bytes")
+            started = time.monotonic()
+            settings = Settings(kafka_bootstrap=broker.bootstrap)
+            asyncio.run(produce_lines(settings, (orjson.dumps(e) for e in events)))
+            while sample(first, "crm_events_total") < len(events):
+                if time.monotonic() - started > timeout_s:
+                    raise TimeoutError(f"not all {len(events):,} events applied in time")
+                time.sleep(1)
+            apply_s = time.monotonic() - started
+            customers_counted(first, customers)
+            loaded_rss = sample(first, "process_resident_memory_bytes")
+        finally:
+            assert first.stop(timeout_s=120) == 0
+        restarted, restart_s = start(disk, "restarted")
+        restarted.stop(timeout_s=120)
+        fresh, fresh_s = start(Path(tmp) / "disk-2", "fresh")
+        try:
+            recovered = customers_counted(fresh, customers)
+        finally:
+            fresh.stop(timeout_s=120)
+    return StateResult(
+        len(events), customers, apply_s, ready_rss, loaded_rss, restart_s, fresh_s, recovered
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, help="a data set's events instead")
+    args = parser.parse_args()
+    if args.data:
+        events = build_events(args.data)
+        source = f"{args.data} (real purchases and reviews, synthetic browsing)"
+    else:
+        events = mixed_events(args.events, customers=args.customers)
+        source = "bench/workload.py (synthetic customers and stream, real review texts)"
+    result = measure(events)
+    print(f"{len(events):,} events from {source}")
+    print(result.table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Throughput of the product's worker side by side with a hand-written bound, in one run,
+on one embedded broker, over the same workload (bench/workload.py: synthetic customers
+and stream, real review texts).
+
+    python -m bench.throughput [--events 200000] [--customers 50000] [--partitions 8]
+
+(a) ``crm-scorer worker`` in a child process with every model, state in its table
+    (RocksDB, changelog) and alerts: the product, production settings;
+(b) the bound: one plain aiokafka loop calling the same ``models/`` code through
+    :class:`stream.processor.EventProcessor` (one per partition, as the worker), state
+    as objects in a dict, scores and alerts produced to their topics, no framework.
+
+Both read every event from the beginning of the input topics. The ratio a/b is what the
+framework and the worker's own plumbing cost; results in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.state import sample
+from bench.workload import mixed_events
+from models.alerting import AlertPolicy
+from models.features import CustomerState, SourcePosition
+from models.retention import RetentionModels
+from schemas.wire import Rejected, decode_event
+from stream.broker import EmbeddedBroker
+from stream.processor import EventProcessor
+from stream.settings import Settings
+from stream.topics import partition_for
+from stream.workerproc import WorkerProcess, worker_env
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+async def create_topics(settings: Settings, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        names = [*settings.input_topics, settings.topic_alerts, settings.topic_scores]
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def load(settings: Settings, events: list[dict[str, object]]) -> Run:
+    """Produce the workload, keyed by customer, as fast as the broker takes it."""
+    topics: dict[str, str] = {kind: name for name, kind in settings.input_topics.items()}
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=20, acks=1)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for event in events:
+            key = str(event["customer_id"]).encode()
+            await producer.send(topics[str(event["type"])], orjson.dumps(event), key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return Run("load (producer)", len(events), time.perf_counter() - started)
+
+
+async def bound(settings: Settings, total: int, partitions: int) -> Run:
+    """The hand-written bound: read, decode, apply, score, learn, alert, publish."""
+    expected = settings.input_topics
+    states: dict[str, CustomerState] = {}
+    policy = AlertPolicy(settings.alerts())
+
+    def processor(p: int) -> EventProcessor:
+        def customers() -> list[CustomerState]:
+            return [s for c, s in states.items() if partition_for(c, partitions) == p]
+
+        return EventProcessor(RetentionModels(settings.models()), policy, customers=customers)
+
+    processors = {p: processor(p) for p in range(partitions)}
+    consumer = AIOKafkaConsumer(
+        *expected,
+        **settings.kafka_client_options(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for tp, messages in batch.items():
+                for m in messages:
+                    done += 1
+                    try:
+                        event = decode_event(m.value, expected_type=expected[tp.topic])
+                    except Rejected:
+                        continue
+                    customer = event.customer_id
+                    out = processors[tp.partition].process(
+                        states.get(customer), event, SourcePosition(m.topic, m.partition, m.offset)
+                    )
+                    if out is None:
+                        continue
+                    states[customer] = out.state
+                    key = customer.encode()
+                    await producer.send(
+                        settings.topic_scores, out.score.model_dump_json().encode(), key=key
+                    )
+                    for alert in out.alerts:
+                        await producer.send(
+                            settings.topic_alerts, alert.model_dump_json().encode(), key=key
+                        )
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return Run("(b) bound: aiokafka loop + models/", total, time.perf_counter() - started)
+
+
+def product(bootstrap: str, total: int, data_dir: Path, timeout_s: float) -> Run:
+    """The worker, with production settings (not the tests' one-record producer batches,
+    which only matter to changelog recovery on this broker: no restart here)."""
+    env = worker_env(
+        bootstrap, data_dir, CRM_TABLE_STORE="rocksdb", CRM_PRODUCER_MAX_BATCH_BYTES="16384"
+    )
+    worker = WorkerProcess(env, data_dir.parent / "worker.log")
+    try:
+        worker.wait_ready(timeout_s=120)
+        started = time.perf_counter()
+        while sample(worker, "crm_events_total") < total:
+            if time.perf_counter() - started > timeout_s:
+                raise TimeoutError(f"the worker did not apply {total:,} events in time")
+            time.sleep(0.5)
+        return Run("(a) product: crm-scorer worker", total, time.perf_counter() - started)
+    finally:
+        worker.stop()
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    loaded: Run
+    bound: Run
+    product: Run
+
+    @property
+    def ratio(self) -> float:
+        return self.product.rate / self.bound.rate
+
+    def table(self) -> str:
+        rows = ["| run | events/s | seconds |", "| --- | ---: | ---: |"]
+        for run in (self.loaded, self.bound, self.product):
+            rows.append(f"| {run.name} | {run.rate:,.0f} | {run.seconds:,.1f} |")
+        rows.append(f"| **ratio a/b** | **{self.ratio:.2f}** | |")
+        return "\n".join(rows)
+
+
+def measure(
+    count: int, customers: int, partitions: int, timeout_s: float = 3600
+) -> ThroughputResult:
+    events = mixed_events(count, customers=customers)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
+    ):
+        settings = Settings(kafka_bootstrap=broker.bootstrap)
+        asyncio.run(create_topics(settings, partitions))
+        loaded = asyncio.run(load(settings, events))
+        b = asyncio.run(bound(settings, len(events), partitions))
+        a = product(broker.bootstrap, len(events), Path(tmp) / "w1", timeout_s)
+    return ThroughputResult(loaded, b, a)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    args = parser.parse_args()
+    result = measure(args.events, args.customers, args.partitions, args.timeout)
+    print(
+        f"{args.events:,} events (70% browse, 20% purchase, 10% feedback with real review "
+        f"texts; synthetic customers and stream), {args.customers:,} customers, "
+        f"{args.partitions} partitions"
+    )
+    print(result.table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""A small run of every benchmark, so that the suite cannot rot. No timing is asserted
+(CI machines differ): only that each measured what it claims to."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import latency, state, throughput
+from bench.workload import mixed_events
+
+pytestmark = pytest.mark.broker
+
+
+def test_throughput_runs_the_worker_and_the_bound_over_the_same_events() -> None:
+    result = throughput.measure(2_000, customers=500, partitions=4, timeout_s=240)
+    assert result.loaded.events == result.bound.events == result.product.events == 2_000
+    assert result.ratio > 0
+    assert "ratio a/b" in result.table()
+
+
+def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
+    result = latency.measure(rate=200, seconds=3, customers=100)
+    assert result.sent == 600
+    assert len(result.scores_ms) == result.sent  # one score per event, each matched
+    assert all(ms >= 0 for ms in result.scores_ms)
+    assert "event to score" in result.table()
+
+
+def test_state_recovers_every_customer_on_a_new_disk() -> None:
+    events = mixed_events(1_500, customers=300, seed=3)
+    result = state.measure(events, timeout_s=240)
+    assert result.recovered == result.customers == len({e["customer_id"] for e in events})
+    assert result.loaded_rss > 0 and result.restart_ready_s > 0

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
 
 from models.segments import ARCHETYPES, SegmentModel
-from models.sentiment import SentimentModel, rating_label, text_features
+from bench.workload import review_texts
+from models.sentiment import SentimentModel, naive_bayes_proba, rating_label, text_features
 from models.value import expected_clv, value_at_risk
 
 
@@ -83,3 +85,35 @@ def test_live_quality_windows_are_prequential() -> None:
     accuracy = model.recent_accuracy()
     # The first of each is a guess before anything was learned; then all are right.
     assert accuracy is not None and 0.9 <= accuracy < 1.0
+
+
+def test_the_one_pass_naive_bayes_gives_rivers_probabilities() -> None:
+    texts = [t for t in review_texts() if t.label != "neutral"]
+    rng = random.Random(5)
+    rng.shuffle(texts)
+    model = SentimentModel()
+    for text in texts[:600]:
+        model.learn_one(text.text, text.label == "positive")
+    river = model.model
+    for text in texts[600:900]:
+        features = text_features(text.text)
+        ours, theirs = naive_bayes_proba(river, features), river.predict_proba_one(features)
+        assert ours.keys() == theirs.keys()
+        for label, proba in theirs.items():
+            assert ours[label] == pytest.approx(proba, rel=1e-9, abs=1e-12)
+    assert naive_bayes_proba(SentimentModel().model, {"w:x": 1}) == {}
+
+
+def test_a_cached_prediction_is_used_once_and_never_pickled() -> None:
+    model = SentimentModel()
+    for _ in range(3):
+        model.learn_one("great product, love it", True)
+        model.learn_one("awful, broken and late", False)
+    secret = "call me about my broken parcel 0471"
+    before = model.predict_proba(secret)
+    assert secret.encode() not in pickle.dumps(model)  # a checkpoint holds no text
+    model.learn_one(secret, False)  # learned with the prediction it was scored with
+    assert model.recent[-1] == (before < 0.5)
+    assert model.predict_proba(secret) < before  # the model changed: predicted anew
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.predict_proba(secret) == model.predict_proba(secret)

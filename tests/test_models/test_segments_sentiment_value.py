@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from models.segments import ARCHETYPES, SegmentModel
 from bench.workload import review_texts
+from models.segments import ARCHETYPES, SegmentModel
 from models.sentiment import SentimentModel, naive_bayes_proba, rating_label, text_features
 from models.value import expected_clv, value_at_risk
 

@@ -97,7 +97,7 @@ def test_the_one_pass_naive_bayes_gives_rivers_probabilities() -> None:
     river = model.model
     for text in texts[600:900]:
         features = text_features(text.text)
-        ours, theirs = naive_bayes_proba(river, features), river.predict_proba_one(features)
+        ours, theirs = naive_bayes_proba(river, features), river.predict_proba_one(features)  # type: ignore[no-untyped-call]
         assert ours.keys() == theirs.keys()
         for label, proba in theirs.items():
             assert ours[label] == pytest.approx(proba, rel=1e-9, abs=1e-12)

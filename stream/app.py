@@ -58,7 +58,9 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def _raw_table(app: faust.App, name: str, input_partitions: int, description: str) -> Any:
+def _raw_table(
+    app: faust.App, settings: Settings, name: str, input_partitions: int, description: str
+) -> Any:
     table: Any = app.Table(
         name,
         default=None,
@@ -66,6 +68,7 @@ def _raw_table(app: faust.App, name: str, input_partitions: int, description: st
         value_type=bytes,
         partitions=TABLE_PARTITIONS[name] or input_partitions,
         help=description,
+        options=settings.rocksdb_options() if settings.table_store == "rocksdb" else None,
     )
     # Faust derives table codecs from Record types only; the values are already bytes,
     # so the changelog carries them as they are (the restart test guards it).
@@ -127,7 +130,11 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
         feedback_signals=_raw_topic(app, settings.topic_feedback_signals, 1),
     )
     customers = _raw_table(
-        app, "customers", input_partitions, "CustomerState per customer_id (models.features)."
+        app,
+        settings,
+        "customers",
+        input_partitions,
+        "CustomerState per customer_id (models.features).",
     )
     # Imported here: agents and web only make sense on a built app.
     from stream import agents, web
@@ -155,10 +162,15 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
         topics=topics,
         customers=customers,
         model_checkpoints=_raw_table(
-            app, "model-checkpoints", input_partitions, "Checkpoints of each partition's models."
+            app,
+            settings,
+            "model-checkpoints",
+            input_partitions,
+            "Checkpoints of each partition's models.",
         ),
         surge_checkpoints=_raw_table(
             app,
+            settings,
             "surge-checkpoints",
             input_partitions,
             "Checkpoints of the sentiment-surge detector.",

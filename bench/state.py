@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.workload import mixed_events
 from eventdata.events import build_events
@@ -33,22 +32,10 @@ from stream.workerproc import WorkerProcess, worker_env
 MIB = 1024 * 1024
 
 
-def sample(worker: WorkerProcess, name: str) -> float:
-    """Sum of the worker's samples called ``name``."""
-    status, body = worker.get("/metrics", timeout=10)
-    assert status == 200, status
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(body.decode())
-        for s in family.samples
-        if s.name == name
-    )
-
-
 def customers_counted(worker: WorkerProcess, at_least: int, timeout_s: float = 60) -> float:
     """``crm_customers`` summed, once it reached ``at_least`` (it is counted every 15 s)."""
     deadline = time.monotonic() + timeout_s
-    while (counted := sample(worker, "crm_customers")) < at_least:
+    while (counted := worker.metric("crm_customers")) < at_least:
         if time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -103,17 +90,17 @@ def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResul
 
         first, _ = start(disk, "first")
         try:
-            ready_rss = sample(first, "process_resident_memory_bytes")
+            ready_rss = first.metric("process_resident_memory_bytes")
             started = time.monotonic()
             settings = Settings(kafka_bootstrap=broker.bootstrap)
             asyncio.run(produce_lines(settings, (orjson.dumps(e) for e in events)))
-            while sample(first, "crm_events_total") < len(events):
+            while first.metric("crm_events_total") < len(events):
                 if time.monotonic() - started > timeout_s:
                     raise TimeoutError(f"not all {len(events):,} events applied in time")
                 time.sleep(1)
             apply_s = time.monotonic() - started
             customers_counted(first, customers)
-            loaded_rss = sample(first, "process_resident_memory_bytes")
+            loaded_rss = first.metric("process_resident_memory_bytes")
         finally:
             assert first.stop(timeout_s=120) == 0
         restarted, restart_s = start(disk, "restarted")

@@ -27,7 +27,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.state import sample
 from bench.workload import mixed_events
 from models.alerting import AlertPolicy
 from models.features import CustomerState, SourcePosition
@@ -145,7 +144,7 @@ def product(bootstrap: str, total: int, data_dir: Path, timeout_s: float) -> Run
     try:
         worker.wait_ready(timeout_s=120)
         started = time.perf_counter()
-        while sample(worker, "crm_events_total") < total:
+        while worker.metric("crm_events_total") < total:
             if time.perf_counter() - started > timeout_s:
                 raise TimeoutError(f"the worker did not apply {total:,} events in time")
             time.sleep(0.5)

@@ -364,13 +364,8 @@ class TopicHandler:
             self.dead_letter(message, rej.code, rej.reason)
             return
         customer_id = event.customer_id
-        partition = partition_for(customer_id, self.sa.input_partitions)
-        if message.partition != partition:
-            # Mis-keyed or foreign-partitioned: forward to where this customer's state lives.
-            topic, _ = self.sa.topics.inputs[message.topic]
-            topic.send_soon(key=customer_id.encode(), value=message.value, partition=partition)
-            metrics.EVENTS.labels(message.topic, "rerouted").inc()
-            log.info("rerouted %s[%d]@%d to partition %d", *where, partition)
+        partition = self.owner_partition(message, customer_id)
+        if partition is None:
             return
         watermark = self.edge.watermark.observe(where[:2], event.ts_ms)
         try:
@@ -391,6 +386,25 @@ class TopicHandler:
         self.edge.clock_moved(partition)
         metrics.PROCESSING.observe(time.perf_counter() - started)
 
+    def owner_partition(self, message: Any, customer_id: str) -> int | None:
+        """The customer's partition; ``None`` when the message is on another one
+        (mis-keyed, another partitioner): then it is forwarded, once, to where the
+        customer's state lives."""
+        partition = partition_for(customer_id, self.sa.input_partitions)
+        if message.partition == partition:
+            return partition
+        topic, _ = self.sa.topics.inputs[message.topic]
+        topic.send_soon(key=customer_id.encode(), value=message.value, partition=partition)
+        metrics.EVENTS.labels(message.topic, "rerouted").inc()
+        log.info(
+            "rerouted %s[%d]@%d to partition %d",
+            message.topic,
+            message.partition,
+            message.offset,
+            partition,
+        )
+        return None
+
     def forget(self, message: Any) -> None:
         """Remove everything kept about the customer named by the tombstone's key: state
         (a changelog tombstone), latest score (a tombstone on the compacted scores topic)
@@ -407,11 +421,8 @@ class TopicHandler:
                 "a tombstone (forget a customer) needs the customer id as its key",
             )
             return
-        partition = partition_for(customer_id, self.sa.input_partitions)
-        if message.partition != partition:
-            topic, _ = self.sa.topics.inputs[message.topic]
-            topic.send_soon(key=key, value=None, partition=partition)
-            metrics.EVENTS.labels(message.topic, "rerouted").inc()
+        partition = self.owner_partition(message, customer_id)
+        if partition is None:
             return
         scorer = self.edge.models.get(partition).scorer
         if isinstance(scorer, RetentionModels):

@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from stream.broker import free_port
 
 #: Settings for a worker on the embedded broker. Group timings: ready in seconds, not 30 s.
@@ -53,6 +55,18 @@ class WorkerProcess:
                 return int(resp.status), bytes(resp.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` on ``/metrics`` whose labels include ``labels``."""
+        status, body = self.get("/metrics", timeout=10)
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}; log: {self.log_path}")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
 
     def wait_ready(self, timeout_s: float = 60.0) -> float:
         """Seconds until ``/ready`` answered 200; raises if the worker dies or is late."""

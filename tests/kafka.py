@@ -8,11 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from stream.settings import Settings
 from stream.tail import Stream, records
-from stream.workerproc import WorkerProcess
 
 
 async def send_all(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:
@@ -53,15 +51,3 @@ def collect(
 def latest_by_customer(scores: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last score record per customer (one partition per key keeps them in order)."""
     return {record["customer_id"]: record for record in scores}
-
-
-def metric(worker: WorkerProcess, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    status, body = worker.get("/metrics")
-    assert status == 200
-    total = 0.0
-    for family in text_string_to_metric_families(body.decode()):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total

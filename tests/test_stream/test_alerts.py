@@ -30,7 +30,7 @@ from stream.replay import replay_lines, save_models
 from stream.settings import Settings
 from tests.conftest import StartWorker
 from tests.factories import browse, feedback, purchase
-from tests.kafka import collect, latest_by_customer, metric, send
+from tests.kafka import collect, latest_by_customer, send
 from tests.test_stream.test_worker import wire
 
 pytestmark = pytest.mark.broker
@@ -152,12 +152,12 @@ def test_a_scripted_story_raises_exactly_the_expected_alerts_across_a_restart(
 
     got = collect(settings, "alerts", complete, timeout_s=90)
     # Nothing more is coming: the worker has caught up with the story.
-    assert metric(second, "crm_events_total", outcome="ok") == len(two + three)
+    assert second.metric("crm_events_total", outcome="ok") == len(two + three)
     assert len({a["alert_id"] for a in got}) == len(got), "an alert was published twice"
     assert kinds_by_customer(got) == want
     event_ids = {a["alert_id"] for a in expected if a["event_id"]}
     assert event_ids == {a["alert_id"] for a in got if a["event_id"]}
-    assert metric(second, "crm_alerts_suppressed_total", kind="negative_feedback") == 1
+    assert second.metric("crm_alerts_suppressed_total", kind="negative_feedback") == 1
     # Live model quality, from the models' own prequential windows.
     # (The churn AUC is NaN here: after the 200-day jump every recent label is "churned".)
     # One set of models per input partition, each with its own gauges.
@@ -165,12 +165,12 @@ def test_a_scripted_story_raises_exactly_the_expected_alerts_across_a_restart(
         assert (
             f'crm_churn_auc_recent{{partition="{partition}"}}' in second.get("/metrics")[1].decode()
         )
-        assert 0.6 < metric(second, "crm_sentiment_accuracy_recent", partition=partition) <= 1.0
-        assert metric(second, "crm_segments_inertia_recent", partition=partition) > 0
+        assert 0.6 < second.metric("crm_sentiment_accuracy_recent", partition=partition) <= 1.0
+        assert second.metric("crm_segments_inertia_recent", partition=partition) > 0
     # The first worker checkpointed every partition's models as it stopped; the second
     # restored them all, and missed no learning.
-    assert metric(second, "crm_model_restores_total", outcome="restored") == 8
-    assert metric(second, "crm_model_messages_unlearned_total") == 0
+    assert second.metric("crm_model_restores_total", outcome="restored") == 8
+    assert second.metric("crm_model_messages_unlearned_total") == 0
     for alert in got:
         assert alert["reasons"], alert
         if alert["kind"] == "churn_risk":
@@ -192,6 +192,6 @@ def test_the_global_rate_limit_counts_what_it_holds_back(
     collect(settings, "scores", lambda r: len(r) >= len(complaints))
     published = collect(settings, "alerts", lambda r: len(r) >= 5, timeout_s=30)
     assert len(published) == 5
-    assert metric(worker, "crm_alerts_emitted_total", kind="negative_feedback") == 5
-    held = metric(worker, "crm_alerts_suppressed_total", kind="negative_feedback")
+    assert worker.metric("crm_alerts_emitted_total", kind="negative_feedback") == 5
+    held = worker.metric("crm_alerts_suppressed_total", kind="negative_feedback")
     assert held == 15  # nothing lost silently: 5 published + 15 counted

@@ -17,7 +17,7 @@ from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
-from tests.kafka import collect, latest_by_customer, metric, send
+from tests.kafka import collect, latest_by_customer, send
 from tests.test_stream.test_worker import (
     assert_scores_match,
     expected_state,
@@ -36,7 +36,7 @@ def wait_for_processed(worker: WorkerProcess, at_least: float, timeout_s: float 
     """Poll the worker's counter until it reached ``at_least`` applied events."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        done = metric(worker, "crm_events_total", outcome="ok")
+        done = worker.metric("crm_events_total", outcome="ok")
         if done >= at_least:
             return done
         time.sleep(0.2)
@@ -78,8 +78,8 @@ def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
     second = start_worker("w2")
     second.wait_ready()
     assert_exact(settings, events)
-    redone = metric(second, "crm_events_total", outcome="ok")
-    duplicates = metric(second, "crm_events_total", outcome="duplicate")
+    redone = second.metric("crm_events_total", outcome="ok")
+    duplicates = second.metric("crm_events_total", outcome="duplicate")
     alerts = assert_no_alert_twice(settings)
     print(
         f"\nkilled after {applied:,.0f} applied; the new worker applied {redone:,.0f} and "
@@ -103,14 +103,14 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     joined = wait_for_processed(second, 500)
     # The partitions' models moved with them: the joiner restored the first worker's
     # checkpoints, written as the rebalance revoked them.
-    assert metric(second, "crm_model_restores_total", outcome="restored") >= 1
-    assert metric(second, "crm_model_messages_unlearned_total") == 0
-    restored_before = metric(first, "crm_model_restores_total", outcome="restored")
+    assert second.metric("crm_model_restores_total", outcome="restored") >= 1
+    assert second.metric("crm_model_messages_unlearned_total") == 0
+    restored_before = first.metric("crm_model_restores_total", outcome="restored")
     assert second.stop() == 0  # leaves: its partitions go back to the first worker
     assert_exact(settings, events)
-    assert metric(first, "crm_model_restores_total", outcome="restored") > restored_before
+    assert first.metric("crm_model_restores_total", outcome="restored") > restored_before
     # Handed over gracefully both ways: the models resumed exactly where their
     # checkpoints ended, with no message unlearned.
-    assert metric(first, "crm_model_messages_unlearned_total") == 0
+    assert first.metric("crm_model_messages_unlearned_total") == 0
     alerts = assert_no_alert_twice(settings)
     print(f"\nthe second worker applied {joined:,.0f}+ events before leaving; {alerts:,} alerts")

@@ -14,7 +14,7 @@ from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from tests.conftest import StartWorker
 from tests.hostile import RANDOM_BYTES_REASONS, hostile_messages
-from tests.kafka import collect, latest_by_customer, metric, send
+from tests.kafka import collect, latest_by_customer, send
 from tests.test_stream.test_worker import (
     assert_scores_match,
     expected_state,
@@ -68,9 +68,9 @@ def test_ten_thousand_hostile_messages_among_good_ones(
         reasons[record["reason_code"]] += 1
 
     assert worker.proc.poll() is None and worker.get("/health")[0] == 200
-    assert metric(worker, "crm_events_total", outcome="dead_lettered") == BAD
-    assert metric(worker, "crm_events_total", outcome="ok") == len(good)
-    assert metric(worker, "crm_dead_letters_total") == BAD
+    assert worker.metric("crm_events_total", outcome="dead_lettered") == BAD
+    assert worker.metric("crm_events_total", outcome="ok") == len(good)
+    assert worker.metric("crm_dead_letters_total") == BAD
     # The log got a sample of the flood, not 10,000 lines.
     logged = worker.log_path.read_text(errors="replace").count("dead-lettered ")
     assert 0 < logged < 1_000

@@ -15,7 +15,7 @@ from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
-from tests.kafka import metric, send
+from tests.kafka import send
 from tests.test_stream.test_delivery import wait_for_processed
 from tests.test_stream.test_worker import wire
 
@@ -97,5 +97,5 @@ def test_restored_models_predict_exactly_as_before_a_kill_9(
             assert after[partition][key] == view[key], (partition, key)
         assert after[partition]["checkpoint"] == view["checkpoint"]
         assert after[partition]["clock_ms"] == view["clock_ms"]
-    assert metric(second, "crm_model_restores_total", outcome="restored") == PARTITIONS
-    assert metric(second, "crm_model_restores_total", outcome="new") == 0
+    assert second.metric("crm_model_restores_total", outcome="restored") == PARTITIONS
+    assert second.metric("crm_model_restores_total", outcome="new") == 0

@@ -19,7 +19,7 @@ from stream.broker import EmbeddedBroker, free_port
 from stream.producer import send_forget
 from stream.settings import Settings
 from stream.workerproc import WorkerProcess, worker_env
-from tests.kafka import collect, latest_by_customer, metric, send
+from tests.kafka import collect, latest_by_customer, send
 from tests.test_stream.test_worker import (
     assert_scores_match,
     expected_state,
@@ -114,7 +114,7 @@ def test_a_worker_over_tls_scores_events_and_guards_customer_data(tmp_path: Path
             assert worker.get(f"/customers/{customer}", headers=bearer)[0] == 404
             other = next(c for c in expected if c != customer)
             assert worker.get(f"/customers/{other}", headers=bearer)[0] == 200
-            assert metric(worker, "crm_customers_forgotten_total") == 1
+            assert worker.metric("crm_customers_forgotten_total") == 1
         finally:
             assert worker.stop() == 0
         assert TOKEN not in worker.log_path.read_text(errors="replace")

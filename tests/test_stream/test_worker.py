@@ -15,9 +15,10 @@ import pytest
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
+from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
 from tests.factories import BASE_TS, DAY, browse, feedback, purchase
-from tests.kafka import collect, latest_by_customer, metric, send
+from tests.kafka import collect, latest_by_customer, send
 
 pytestmark = pytest.mark.broker
 
@@ -130,14 +131,16 @@ def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Any:
     return done
 
 
-def collect_metric_until(worker: Any, name: str, done: Any, timeout_s: float = 10.0) -> float:
+def collect_metric_until(
+    worker: WorkerProcess, name: str, done: Any, timeout_s: float = 10.0
+) -> float:
     """The metric's value once ``done(value)``, or its last value at the timeout: the
     gauges are refreshed by the worker's timer, not on each event."""
     deadline = time.monotonic() + timeout_s
-    value = metric(worker, name)
+    value = worker.metric(name)
     while not done(value) and time.monotonic() < deadline:
         time.sleep(0.2)
-        value = metric(worker, name)
+        value = worker.metric(name)
     return value
 
 
@@ -235,14 +238,14 @@ def test_mixed_batch_state_dead_letters_alerts(
     assert worker.proc.poll() is None
     assert worker.get("/health")[0] == 200
     assert worker.get("/ready")[0] == 200
-    assert metric(worker, "crm_events_total", outcome="dead_lettered") == len(malformed)
-    assert metric(worker, "crm_events_total", outcome="ok") == len(events)
-    assert metric(worker, "crm_events_total", outcome="duplicate") == 1
-    assert metric(worker, "crm_events_total", outcome="rerouted") in (0, 1)
-    assert metric(worker, "crm_dead_letters_total", reason="oversized") == 1
+    assert worker.metric("crm_events_total", outcome="dead_lettered") == len(malformed)
+    assert worker.metric("crm_events_total", outcome="ok") == len(events)
+    assert worker.metric("crm_events_total", outcome="duplicate") == 1
+    assert worker.metric("crm_events_total", outcome="rerouted") in (0, 1)
+    assert worker.metric("crm_dead_letters_total", reason="oversized") == 1
     # Every applied event was timed; the worker has read all it owns.
-    assert metric(worker, "crm_processing_seconds_count") == len(events)
-    assert metric(worker, "crm_event_age_seconds_count") == len(events)
+    assert worker.metric("crm_processing_seconds_count") == len(events)
+    assert worker.metric("crm_event_age_seconds_count") == len(events)
     lag = collect_metric_until(worker, "crm_consumer_lag_messages", lambda v: v == 0)
     lag_lines = [
         line
@@ -300,6 +303,6 @@ def test_restarted_worker_recovers_state_from_the_changelog(
     latest = latest_by_customer(collect(settings, "scores", scores_caught_up(expected)))
     assert_scores_match(latest, expected)
     # The new worker processed only batch B: batch A's state came from the changelog.
-    assert metric(second, "crm_events_total", outcome="ok") == len(batch_b)
+    assert second.metric("crm_events_total", outcome="ok") == len(batch_b)
     if store == "rocksdb":  # the table really is on disk (RocksDB via rocksdict)
         assert list(data_dir.rglob("CURRENT")), "no RocksDB database under the data dir"

@@ -32,16 +32,6 @@ from stream.workerproc import WorkerProcess, worker_env
 MIB = 1024 * 1024
 
 
-def customers_counted(worker: WorkerProcess, at_least: int, timeout_s: float = 60) -> float:
-    """``crm_customers`` summed, once it reached ``at_least`` (it is counted every 15 s)."""
-    deadline = time.monotonic() + timeout_s
-    while (counted := worker.metric("crm_customers")) < at_least:
-        if time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    return counted
-
-
 @dataclass(frozen=True)
 class StateResult:
     events: int
@@ -94,12 +84,15 @@ def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResul
             started = time.monotonic()
             settings = Settings(kafka_bootstrap=broker.bootstrap)
             asyncio.run(produce_lines(settings, (orjson.dumps(e) for e in events)))
-            while first.metric("crm_events_total") < len(events):
-                if time.monotonic() - started > timeout_s:
-                    raise TimeoutError(f"not all {len(events):,} events applied in time")
-                time.sleep(1)
+            left_s = timeout_s - (time.monotonic() - started)
+            applied = first.wait_metric(
+                "crm_events_total", lambda v: v >= len(events), left_s, poll_s=1
+            )
+            if applied < len(events):
+                raise TimeoutError(f"not all {len(events):,} events applied in time")
             apply_s = time.monotonic() - started
-            customers_counted(first, customers)
+            # The customer gauge is refreshed every 15 s.
+            first.wait_metric("crm_customers", lambda v: v >= customers, 60, poll_s=1)
             loaded_rss = first.metric("process_resident_memory_bytes")
         finally:
             assert first.stop(timeout_s=120) == 0
@@ -107,7 +100,7 @@ def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResul
         restarted.stop(timeout_s=120)
         fresh, fresh_s = start(Path(tmp) / "disk-2", "fresh")
         try:
-            recovered = customers_counted(fresh, customers)
+            recovered = fresh.wait_metric("crm_customers", lambda v: v >= customers, 60, poll_s=1)
         finally:
             fresh.stop(timeout_s=120)
     return StateResult(

@@ -144,10 +144,11 @@ def product(bootstrap: str, total: int, data_dir: Path, timeout_s: float) -> Run
     try:
         worker.wait_ready(timeout_s=120)
         started = time.perf_counter()
-        while worker.metric("crm_events_total") < total:
-            if time.perf_counter() - started > timeout_s:
-                raise TimeoutError(f"the worker did not apply {total:,} events in time")
-            time.sleep(0.5)
+        applied = worker.wait_metric(
+            "crm_events_total", lambda v: v >= total, timeout_s, poll_s=0.5
+        )
+        if applied < total:
+            raise TimeoutError(f"the worker did not apply {total:,} events in time")
         return Run("(a) product: crm-scorer worker", total, time.perf_counter() - started)
     finally:
         worker.stop()

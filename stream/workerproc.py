@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -67,6 +68,23 @@ class WorkerProcess:
             for sample in family.samples
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
+
+    def wait_metric(
+        self,
+        name: str,
+        done: Callable[[float], bool],
+        timeout_s: float = 60.0,
+        poll_s: float = 0.2,
+        **labels: str,
+    ) -> float:
+        """:meth:`metric` once ``done(value)``; its last value if ``timeout_s`` ran out
+        first (the caller decides whether that is an error)."""
+        deadline = time.monotonic() + timeout_s
+        value = self.metric(name, **labels)
+        while not done(value) and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            value = self.metric(name, **labels)
+        return value
 
     def wait_ready(self, timeout_s: float = 60.0) -> float:
         """Seconds until ``/ready`` answered 200; raises if the worker dies or is late."""

@@ -7,7 +7,6 @@ batch there, see stream/workerproc.py), so the crash test alone takes about 4 mi
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -34,13 +33,10 @@ REBALANCE_EVENTS = 10_000
 
 def wait_for_processed(worker: WorkerProcess, at_least: float, timeout_s: float = 120) -> float:
     """Poll the worker's counter until it reached ``at_least`` applied events."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        done = worker.metric("crm_events_total", outcome="ok")
-        if done >= at_least:
-            return done
-        time.sleep(0.2)
-    raise TimeoutError(f"worker applied fewer than {at_least} events in {timeout_s}s")
+    done = worker.wait_metric("crm_events_total", lambda v: v >= at_least, timeout_s, outcome="ok")
+    if done < at_least:
+        raise TimeoutError(f"worker applied fewer than {at_least} events in {timeout_s}s")
+    return done
 
 
 def assert_exact(settings: Settings, events: list[dict[str, Any]]) -> None:

@@ -15,7 +15,6 @@ import pytest
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
-from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
 from tests.factories import BASE_TS, DAY, browse, feedback, purchase
 from tests.kafka import collect, latest_by_customer, send
@@ -131,19 +130,6 @@ def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Any:
     return done
 
 
-def collect_metric_until(
-    worker: WorkerProcess, name: str, done: Any, timeout_s: float = 10.0
-) -> float:
-    """The metric's value once ``done(value)``, or its last value at the timeout: the
-    gauges are refreshed by the worker's timer, not on each event."""
-    deadline = time.monotonic() + timeout_s
-    value = worker.metric(name)
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = worker.metric(name)
-    return value
-
-
 def run_cli(broker: EmbeddedBroker, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
     env["CRM_KAFKA_BOOTSTRAP"] = broker.bootstrap
@@ -246,7 +232,7 @@ def test_mixed_batch_state_dead_letters_alerts(
     # Every applied event was timed; the worker has read all it owns.
     assert worker.metric("crm_processing_seconds_count") == len(events)
     assert worker.metric("crm_event_age_seconds_count") == len(events)
-    lag = collect_metric_until(worker, "crm_consumer_lag_messages", lambda v: v == 0)
+    lag = worker.wait_metric("crm_consumer_lag_messages", lambda v: v == 0, timeout_s=10.0)
     lag_lines = [
         line
         for line in worker.get("/metrics")[1].decode().splitlines()

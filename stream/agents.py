@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_LOG_INTERVAL_S = 10.0
 #: Dead letters logged one by one: this many a second on average, bursts of this many.
 DEAD_LETTER_LOG_PER_S = 1.0
-#: Seconds between two counts of the customers in state.
-CUSTOMER_COUNT_INTERVAL_S = 15.0
 DEAD_LETTER_LOG_BURST = 20
 
 
@@ -130,7 +128,10 @@ class Edge:
         self.rate_limited_log = RateLimit(1 / RATE_LIMIT_LOG_INTERVAL_S, 1)
         self.dead_letter_log = RateLimit(DEAD_LETTER_LOG_PER_S, DEAD_LETTER_LOG_BURST)
         self.dead_letters_unlogged = 0
-        self.customers_counted_at = -math.inf
+        #: Customers in state per owned input partition: counted once after each
+        #: rebalance (a walk of the table), then kept by the events that add a customer
+        #: and the tombstones that forget one. ``None``: to be counted.
+        self.customer_counts: Counter[int] | None = None
         #: Last offset read per owned input (topic, partition): lag, and checkpoint offsets.
         self.read_offsets: dict[tuple[str, int], int] = {}
 
@@ -204,6 +205,7 @@ class Edge:
     def rebalanced(self, assigned: Iterable[Any]) -> None:
         """After a rebalance: forget what moved elsewhere, and its gauges."""
         assigned = list(assigned)
+        self.customer_counts = None  # recounted once recovered: partitions came or went
         inputs = {tp.partition for tp in assigned if tp.topic == self.settings.topic_purchases}
         for partition in self.models.keep_only(inputs):
             for gauge in metrics.PARTITION_GAUGES:
@@ -220,6 +222,20 @@ class Edge:
             for gauge in (metrics.SURGE_Z, metrics.SURGE_ARMED):
                 with contextlib.suppress(KeyError):
                     gauge.remove("0")
+
+    def counted_customers(self) -> Counter[int] | None:
+        """Customers per partition; the first call after a rebalance walks the table
+        (on rocksdb: from disk), once recovered (``None`` before)."""
+        if self.customer_counts is None and is_ready(self.sa):
+            self.customer_counts = Counter(
+                partition_for(customer_id, self.sa.input_partitions)
+                for customer_id in self.sa.customers
+            )
+        return self.customer_counts
+
+    def customer_added(self, partition: int, change: int = 1) -> None:
+        if self.customer_counts is not None:
+            self.customer_counts[partition] += change
 
     def publish(self, out: Processed, received_ts: float | None = None) -> None:
         """Write a customer's new state and publish its score, alerts and feedback outcome
@@ -300,15 +316,9 @@ class Edge:
             read = self.read_offsets.get((tp.topic, tp.partition))
             lag = highwater - (read + 1 if read is not None else 0)
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(lag, 0))
-        now = time.monotonic()
-        if now - self.customers_counted_at >= CUSTOMER_COUNT_INTERVAL_S:
-            # Counting walks the keys (on rocksdb: from disk): not every second. Only owned
-            # partitions: the store also holds standby copies of other workers' partitions.
-            self.customers_counted_at = now
-            counts = Counter(
-                partition_for(customer_id, self.sa.input_partitions)
-                for customer_id in self.sa.customers
-            )
+        counts = self.counted_customers()
+        if counts is not None:
+            # Only owned partitions: the store also holds standby copies of others'.
             for partition in self.owned():
                 metrics.CUSTOMERS.labels(str(partition)).set(counts[partition])
         wall_ms = int(time.time() * 1000)
@@ -381,6 +391,8 @@ class TopicHandler:
             metrics.EVENTS.labels(message.topic, "duplicate").inc()
             return
         self.edge.publish(result, message.timestamp)
+        if raw is None:
+            self.edge.customer_added(partition)
         metrics.EVENTS.labels(message.topic, "ok").inc()
         metrics.EVENT_AGE.labels(message.topic).observe(max(time.time() - event.ts_ms / 1000, 0))
         self.edge.clock_moved(partition)
@@ -429,6 +441,7 @@ class TopicHandler:
             scorer.forget(customer_id)
         if self.sa.customers.get(customer_id) is not None:
             del self.sa.customers[customer_id]
+            self.edge.customer_added(partition, -1)
         self.sa.topics.scores.send_soon(key=key, value=None)
         metrics.CUSTOMERS_FORGOTTEN.inc()
         metrics.EVENTS.labels(message.topic, "forgotten").inc()

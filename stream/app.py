@@ -16,6 +16,7 @@ import faust
 from models.alerting import AlertPolicy
 from models.features import CustomerState
 from models.retention import RetentionModels
+from stream import transport
 from stream.processor import EventProcessor
 from stream.replay import load_models
 from stream.settings import Settings
@@ -92,8 +93,9 @@ def broker_credentials(settings: Settings) -> Any:
 
 def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
-    app = faust.App(
+    app = transport.App(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.faust_broker,
         broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",

@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         default=2.8, gt=0, description="How often consumed offsets are committed."
     )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=30_000,
+        description="Longest a fetch may wait at the broker for new records (Faust's "
+        "fixed 1500 would add up to that to each event's latency on a broker that holds "
+        "fetches).",
+    )
     producer_max_batch_bytes: int = Field(
         default=16_384,
         ge=1,

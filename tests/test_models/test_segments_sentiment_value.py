@@ -4,10 +4,16 @@ import pickle
 import random
 
 import pytest
+from river import naive_bayes
 
 from bench.workload import review_texts
 from models.segments import ARCHETYPES, SegmentModel
-from models.sentiment import SentimentModel, naive_bayes_proba, rating_label, text_features
+from models.sentiment import (
+    MultinomialNaiveBayes,
+    SentimentModel,
+    rating_label,
+    text_features,
+)
 from models.value import expected_clv, value_at_risk
 
 
@@ -87,21 +93,39 @@ def test_live_quality_windows_are_prequential() -> None:
     assert accuracy is not None and 0.9 <= accuracy < 1.0
 
 
-def test_the_one_pass_naive_bayes_gives_rivers_probabilities() -> None:
+def test_naive_bayes_gives_rivers_probabilities_test_then_train() -> None:
     texts = [t for t in review_texts() if t.label != "neutral"]
-    rng = random.Random(5)
-    rng.shuffle(texts)
-    model = SentimentModel()
-    for text in texts[:600]:
-        model.learn_one(text.text, text.label == "positive")
-    river = model.model
-    for text in texts[600:900]:
+    random.Random(5).shuffle(texts)
+    ours, river = MultinomialNaiveBayes(), naive_bayes.MultinomialNB()  # type: ignore[no-untyped-call]
+    assert ours.predict_proba_one({"w:x": 1}) == {}
+    for text in texts[:900]:
+        features, label = text_features(text.text), text.label == "positive"
+        if river.class_counts:
+            theirs = river.predict_proba_one(features)  # type: ignore[no-untyped-call]
+            mine = ours.predict_proba_one(features)
+            assert mine.keys() == theirs.keys()
+            for c, proba in theirs.items():
+                assert mine[c] == pytest.approx(proba, rel=1e-9, abs=1e-12)
+        ours.learn_one(features, label)
+        river.learn_one(features, label)  # type: ignore[no-untyped-call]
+    assert ours.vocabulary == len(river.feature_counts)
+
+
+def test_a_model_saved_with_rivers_naive_bayes_loads_and_predicts_the_same() -> None:
+    texts = [t for t in review_texts() if t.label != "neutral"]
+    random.Random(6).shuffle(texts)
+    texts = texts[:300]
+    saved = SentimentModel()
+    river = naive_bayes.MultinomialNB()  # type: ignore[no-untyped-call]
+    for text in texts:
+        river.learn_one(text_features(text.text), text.label == "positive")  # type: ignore[no-untyped-call]
+    saved.model = river  # type: ignore[assignment]  # as checkpoints and model files before the flat counts held it
+    restored = pickle.loads(pickle.dumps(saved))
+    assert isinstance(restored.model, MultinomialNaiveBayes)
+    for text in texts[:50]:
         features = text_features(text.text)
-        ours, theirs = naive_bayes_proba(river, features), river.predict_proba_one(features)  # type: ignore[no-untyped-call]
-        assert ours.keys() == theirs.keys()
-        for label, proba in theirs.items():
-            assert ours[label] == pytest.approx(proba, rel=1e-9, abs=1e-12)
-    assert naive_bayes_proba(SentimentModel().model, {"w:x": 1}) == {}
+        theirs = river.predict_proba_one(features)  # type: ignore[no-untyped-call]
+        assert restored.predict_proba(text.text) == pytest.approx(theirs[True], rel=1e-9)
 
 
 def test_a_cached_prediction_is_used_once_and_never_pickled() -> None:

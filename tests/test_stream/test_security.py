@@ -107,6 +107,8 @@ def test_a_worker_over_tls_scores_events_and_guards_customer_data(tmp_path: Path
             status, exported = worker.get("/metrics")
             assert status == 200 and TOKEN.encode() not in exported
 
+            known = worker.wait_metric("crm_customers", lambda v: v == len(expected), 10)
+            assert known == len(expected)
             # Forgetting: a tombstone keyed by the customer removes state and score.
             assert asyncio.run(send_forget(settings, [customer])) == 1
             gone = {"customer_id": customer, "forgotten": True}
@@ -115,6 +117,8 @@ def test_a_worker_over_tls_scores_events_and_guards_customer_data(tmp_path: Path
             other = next(c for c in expected if c != customer)
             assert worker.get(f"/customers/{other}", headers=bearer)[0] == 200
             assert worker.metric("crm_customers_forgotten_total") == 1
+            left = worker.wait_metric("crm_customers", lambda v: v == len(expected) - 1, 10)
+            assert left == len(expected) - 1
         finally:
             assert worker.stop() == 0
         assert TOKEN not in worker.log_path.read_text(errors="replace")

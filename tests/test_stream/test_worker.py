@@ -229,6 +229,9 @@ def test_mixed_batch_state_dead_letters_alerts(
     assert worker.metric("crm_events_total", outcome="duplicate") == 1
     assert worker.metric("crm_events_total", outcome="rerouted") in (0, 1)
     assert worker.metric("crm_dead_letters_total", reason="oversized") == 1
+    # Counted by the events that added a customer (the table is walked once, when ready).
+    customers = worker.wait_metric("crm_customers", lambda v: v == len(expected), timeout_s=10)
+    assert customers == len(expected)
     # Every applied event was timed; the worker has read all it owns.
     assert worker.metric("crm_processing_seconds_count") == len(events)
     assert worker.metric("crm_event_age_seconds_count") == len(events)

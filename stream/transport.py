@@ -1,0 +1,43 @@
+"""Faust's aiokafka transport, with the worker consumer's fetch wait taken from the
+settings (``CRM_FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1,500 ms.
+
+The wait is how long a broker may hold a fetch that found nothing new. Apache Kafka
+answers as soon as a record arrives; a broker that holds the fetch for the whole wait
+(the embedded Tansu does: p50 of 376 ms from send to fetch at 1,500 ms, 28 ms at 100,
+measured at 700 records/s) adds it to every event's latency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka hands it to its fetcher when the consumer starts, which is next.
+        consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms
+        return consumer
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+
+
+class App(faust.App):
+    """``faust.App`` on :class:`Transport`, with the worker consumer's fetch wait."""
+
+    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)

@@ -8,16 +8,21 @@ and stream, real review texts).
     (RocksDB, changelog) and alerts: the product, production settings;
 (b) the bound: one plain aiokafka loop calling the same ``models/`` code through
     :class:`stream.processor.EventProcessor` (one per partition, as the worker), state
-    as objects in a dict, scores and alerts produced to their topics, no framework.
+    as objects in a dict, scores and alerts produced to their topics, no framework;
+(c1-c3) the framework's floor (bench/floor.py): Faust workers configured as the product
+    doing none of its work, then a table write per event, then also a record sent.
 
-Both read every event from the beginning of the input topics. The ratio a/b is what the
-framework and the worker's own plumbing cost; results in docs/benchmarks.md.
+All read every event from the beginning of the input topics. The ratio a/b is what the
+framework and the worker's own plumbing cost, a/c what the product's work costs on top
+of the framework's; results in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -154,11 +159,43 @@ def product(bootstrap: str, total: int, data_dir: Path, timeout_s: float) -> Run
         worker.stop()
 
 
+def floor(bootstrap: str, variant: str, total: int, data_dir: Path, timeout_s: float) -> Run:
+    """One step of the framework's floor (bench/floor.py), in its own consumer group."""
+    env = worker_env(
+        bootstrap,
+        data_dir,
+        CRM_APP_ID=f"floor-{variant}",
+        CRM_TABLE_STORE="rocksdb",
+        CRM_PRODUCER_MAX_BATCH_BYTES="16384",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.floor", "--variant", variant, "--total", str(total)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    lines = done.stdout.split()
+    if done.returncode != 0 or not lines:
+        output = (done.stdout + done.stderr)[-2000:]
+        raise RuntimeError(f"floor {variant!r} failed ({done.returncode}): {output}")
+    return Run(FLOOR_NAMES[variant], total, float(lines[-1]))
+
+
+FLOOR_NAMES = {
+    "agent": "(c1) Faust floor: an agent per topic, decode",
+    "table": "(c2) floor + a table write per event",
+    "score": "(c3) floor + a table write and a record sent per event",
+}
+
+
 @dataclass(frozen=True)
 class ThroughputResult:
     loaded: Run
     bound: Run
     product: Run
+    floors: tuple[Run, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -166,9 +203,11 @@ class ThroughputResult:
 
     def table(self) -> str:
         rows = ["| run | events/s | seconds |", "| --- | ---: | ---: |"]
-        for run in (self.loaded, self.bound, self.product):
+        for run in (self.loaded, self.bound, self.product, *self.floors):
             rows.append(f"| {run.name} | {run.rate:,.0f} | {run.seconds:,.1f} |")
         rows.append(f"| **ratio a/b** | **{self.ratio:.2f}** | |")
+        for run in self.floors:
+            rows.append(f"| ratio a/{run.name[:4]} | {self.product.rate / run.rate:.2f} | |")
         return "\n".join(rows)
 
 
@@ -185,7 +224,11 @@ def measure(
         loaded = asyncio.run(load(settings, events))
         b = asyncio.run(bound(settings, len(events), partitions))
         a = product(broker.bootstrap, len(events), Path(tmp) / "w1", timeout_s)
-    return ThroughputResult(loaded, b, a)
+        floors = tuple(
+            floor(broker.bootstrap, variant, len(events), Path(tmp) / variant, timeout_s)
+            for variant in FLOOR_NAMES
+        )
+    return ThroughputResult(loaded, b, a, floors)
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ class ScorerApp:
     new_processor: Callable[[int, RetentionModels | None], EventProcessor]
 
 
-def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(
         name,
         key_type=bytes,
@@ -59,7 +59,7 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def _raw_table(
+def raw_table(
     app: faust.App, settings: Settings, name: str, input_partitions: int, description: str
 ) -> Any:
     table: Any = app.Table(
@@ -91,9 +91,9 @@ def broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context) if context is not None else None
 
 
-def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
-    """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
-    app = transport.App(
+def faust_app(settings: Settings, input_partitions: int) -> faust.App:
+    """The Faust app with the worker's configuration, before topics, tables and agents."""
+    return transport.App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.faust_broker,
@@ -119,19 +119,24 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
         web_port=settings.web_port,
         web_in_thread=False,
     )
+
+
+def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
+    """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
+    app = faust_app(settings, input_partitions)
     n = settings.topic_partitions
     topics = AppTopics(
         inputs={
-            name: (_raw_topic(app, name, input_partitions), kind)
+            name: (raw_topic(app, name, input_partitions), kind)
             for name, kind in settings.input_topics.items()
         },
-        alerts=_raw_topic(app, settings.topic_alerts, n),
-        scores=_raw_topic(app, settings.topic_scores, n),
-        dead_letter=_raw_topic(app, settings.topic_dead_letter, n),
-        scan=_raw_topic(app, settings.topic_scan, input_partitions),
-        feedback_signals=_raw_topic(app, settings.topic_feedback_signals, 1),
+        alerts=raw_topic(app, settings.topic_alerts, n),
+        scores=raw_topic(app, settings.topic_scores, n),
+        dead_letter=raw_topic(app, settings.topic_dead_letter, n),
+        scan=raw_topic(app, settings.topic_scan, input_partitions),
+        feedback_signals=raw_topic(app, settings.topic_feedback_signals, 1),
     )
-    customers = _raw_table(
+    customers = raw_table(
         app,
         settings,
         "customers",
@@ -163,14 +168,14 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
         app=app,
         topics=topics,
         customers=customers,
-        model_checkpoints=_raw_table(
+        model_checkpoints=raw_table(
             app,
             settings,
             "model-checkpoints",
             input_partitions,
             "Checkpoints of each partition's models.",
         ),
-        surge_checkpoints=_raw_table(
+        surge_checkpoints=raw_table(
             app,
             settings,
             "surge-checkpoints",

@@ -12,9 +12,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from stream.settings import Settings
     from stream.worker import run_worker
 
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    run_worker(settings)
+    run_worker(Settings())
     return 0
 
 

@@ -41,7 +41,9 @@ def run_worker(settings: Settings) -> None:
 
 
 def faust_worker(app: faust.App, settings: Settings, loop: asyncio.AbstractEventLoop) -> Any:
-    """The Faust worker that runs ``app``, logging at the configured level."""
+    """The Faust worker that runs ``app``, logging at the configured level, in the data
+    directory (made if missing: the worker changes into it)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(
         app,
         loop=loop,

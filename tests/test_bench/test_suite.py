@@ -14,8 +14,9 @@ pytestmark = pytest.mark.broker
 def test_throughput_runs_the_worker_and_the_bound_over_the_same_events() -> None:
     result = throughput.measure(2_000, customers=500, partitions=4, timeout_s=240)
     assert result.loaded.events == result.bound.events == result.product.events == 2_000
+    assert [run.events for run in result.floors] == [2_000] * 3  # each counted them all
     assert result.ratio > 0
-    assert "ratio a/b" in result.table()
+    assert "ratio a/b" in result.table() and "(c3)" in result.table()
 
 
 def test_latency_pairs_every_score_with_the_event_behind_it() -> None:

@@ -272,6 +272,7 @@ def alert_report(data_dir: Path, alerts_out: Path | None = None) -> str:
         "negative_feedback",
         "segment_downgrade",
         "cart_abandonment",
+        "satisfaction_drop",
         "sentiment_surge",
     ]
     lines = [

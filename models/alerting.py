@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from models.features import DAY_MS, NEGATIVE_RATING_MAX, AnyEvent, CustomerState
+from models.satisfaction import satisfaction_at
 from models.scoring import Scores
 from models.segments import VALUABLE_SEGMENTS, WORSE_SEGMENTS
 from models.surge import Surge
@@ -88,6 +89,11 @@ class AlertConfig:
     cart_abandon_hours: float = 24.0
     #: Unrated feedback is negative when the sentiment model's P(positive) is at most this.
     negative_sentiment_max: float = 0.2
+    #: satisfaction_drop: the index at least this many points below its baseline, below
+    #: satisfaction_max, for a customer whose expected lifetime value is at least this.
+    satisfaction_drop_points: float = 15.0
+    satisfaction_max: float = 50.0
+    satisfaction_min_clv: float = 300.0
     excerpt_chars: int = 120
 
 
@@ -127,6 +133,7 @@ class AlertPolicy:
                 after, event.ts_ms, event.event_id, scores, model_version, emitted_at
             )
             candidates.append(self._negative_feedback(alert, after, event, scores))
+            candidates.append(self._satisfaction_drop(alert, after, scores))
         return self._admit(after, event.ts_ms, candidates)
 
     def on_scan(
@@ -276,6 +283,39 @@ class AlertPolicy:
             sentiment_proba=proba,
             excerpt=redact_excerpt(event.text, self.config.excerpt_chars),
         )
+
+    def _satisfaction_drop(
+        self, alert: _AlertBuilder, state: CustomerState, scores: Scores
+    ) -> RiskAlert | None:
+        """A valuable customer's recent feedback sharply worse than their history."""
+        now = satisfaction_at(state, alert.ts_ms)
+        clv = scores.clv
+        if (
+            now is None
+            or now.trend > -self.config.satisfaction_drop_points
+            or now.index >= self.config.satisfaction_max
+            or clv is None
+            or clv < self.config.satisfaction_min_clv
+        ):
+            return None
+        reasons = [
+            AlertReason(
+                code="satisfaction",
+                text=f"satisfaction {now.index:.0f} of 100, {-now.trend:.0f} points below "
+                f"this customer's longer-run {now.baseline:.0f}",
+                value=round(now.index, 1),
+            ),
+            AlertReason(
+                code="satisfaction_trend",
+                text=f"{now.trend:+.0f} points against the baseline",
+                value=round(now.trend, 1),
+            ),
+            AlertReason(
+                code="clv", text=f"expected lifetime value {clv:,.2f}", value=round(clv, 2)
+            ),
+        ]
+        severity = Severity.HIGH if now.index <= 25 else Severity.MEDIUM
+        return alert.build(AlertKind.SATISFACTION_DROP, severity, reasons)
 
     def _cart_abandonment(
         self, alert: _AlertBuilder, state: CustomerState, at_ms: int

@@ -86,6 +86,13 @@ class CustomerState:
     # Sentiment of feedback, P(positive) from the rating or the sentiment model.
     sentiment_sum: float = 0.0
     sentiment_count: int = 0
+    # Satisfaction (models.satisfaction): observations weighted by two decays (fast,
+    # slow), all decayed to satisfaction_at_ms.
+    satisfaction_fast_sum: float = 0.0
+    satisfaction_fast_weight: float = 0.0
+    satisfaction_slow_sum: float = 0.0
+    satisfaction_slow_weight: float = 0.0
+    satisfaction_at_ms: int | None = None
     # The customer's current segment (cluster id, -1 before the first), for hysteresis,
     # and its name then (names follow the centroids, so a downgrade compares names).
     segment_id: int = -1

@@ -6,6 +6,9 @@ recognisable after a worker restart or a rebalance; subscribers may de-duplicate
 
 Versions (semantic: a minor version only adds optional fields; subscribers ignore
 fields they do not know):
+- 1.2.0: the kind ``satisfaction_drop`` (a valuable customer's satisfaction index fell
+  sharply below its baseline; docs/alerts.md). Subscribers that check ``kind`` against
+  a fixed list must accept it, or skip kinds they do not know.
 - 1.1.0: ``churn_tier``, ``segment``, ``clv``, ``excerpt`` and ``window`` added.
 - 1.0.0: first release.
 
@@ -22,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ALERT_SCHEMA_VERSION: Literal["1.1.0"] = "1.1.0"
+ALERT_SCHEMA_VERSION: Literal["1.2.0"] = "1.2.0"
 
 
 class AlertKind(StrEnum):
@@ -31,6 +34,7 @@ class AlertKind(StrEnum):
     SEGMENT_DOWNGRADE = "segment_downgrade"
     SENTIMENT_SURGE = "sentiment_surge"
     CART_ABANDONMENT = "cart_abandonment"
+    SATISFACTION_DROP = "satisfaction_drop"
 
 
 class Severity(StrEnum):
@@ -68,7 +72,7 @@ class SurgeWindow(BaseModel):
 class RiskAlert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal["1.1.0"] = ALERT_SCHEMA_VERSION
+    schema_version: Literal["1.2.0"] = ALERT_SCHEMA_VERSION
     alert_id: str = Field(description="Deterministic: same triggering event and kind, same id.")
     kind: AlertKind
     severity: Severity

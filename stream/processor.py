@@ -21,6 +21,7 @@ from models.features import (
     record_sentiment,
 )
 from models.retention import RetentionModels
+from models.satisfaction import feedback_observation, record_satisfaction, satisfaction_at
 from models.scoring import CustomerScorer, Scores
 from models.surge import SentimentSurge
 from schemas.alerts import AlertKind, RiskAlert
@@ -84,6 +85,7 @@ def score_record(
     event_id: str | None,
 ) -> CustomerScore:
     """The public ``CustomerScore`` for a state and what the models say about it."""
+    satisfaction = satisfaction_at(state, now_ms)
     return CustomerScore(
         customer_id=state.customer_id,
         as_of=event_time(now_ms),
@@ -115,6 +117,8 @@ def score_record(
         else "negative",
         clv=scores.clv,
         value_at_risk=scores.value_at_risk,
+        satisfaction=None if satisfaction is None else round(satisfaction.index, 2),
+        satisfaction_trend=None if satisfaction is None else round(satisfaction.trend, 2),
     )
 
 
@@ -190,6 +194,10 @@ class EventProcessor:
             and scores.sentiment_proba is not None
         ):
             record_sentiment(after, scores.sentiment_proba)
+        if isinstance(event, FeedbackEvent):
+            observation = feedback_observation(event, scores)
+            if observation is not None:
+                record_satisfaction(after, event.ts_ms, observation)
         self.scorer.learn_one(before, after, event)
         version = self.scorer.model_version
         decision = self.policy.on_event(before, after, event, scores, version, self.clock())

@@ -35,7 +35,7 @@ SCORE_COLUMNS = [
     "customer_id", "churn_risk", "churn_tier", "segment", "clv", "value_at_risk",
     "net_value", "revenue", "cost", "purchase_count", "refund_count",
     "days_since_last_purchase", "tenure_days", "browse_count", "feedback_count",
-    "mean_rating", "sentiment",
+    "mean_rating", "sentiment", "satisfaction", "satisfaction_trend",
 ]  # fmt: skip
 
 

@@ -199,6 +199,23 @@ class Settings(BaseSettings):
         le=0.5,
         description="Unrated feedback alerts when predicted P(positive) is at most this.",
     )
+    alert_satisfaction_drop_points: float = Field(
+        default=15.0,
+        gt=0,
+        le=100,
+        description="satisfaction_drop: the index this many points below its baseline.",
+    )
+    alert_satisfaction_max: float = Field(
+        default=50.0,
+        gt=0,
+        le=100,
+        description="satisfaction_drop: and the index below this (50: neutral).",
+    )
+    alert_satisfaction_min_clv: float = Field(
+        default=300.0,
+        ge=0,
+        description="satisfaction_drop: only for customers with at least this lifetime value.",
+    )
     alert_rate_per_s: float = Field(
         default=200.0,
         gt=0,
@@ -320,6 +337,9 @@ class Settings(BaseSettings):
             churn_min_quiet_days=self.alert_churn_min_quiet_days,
             cart_abandon_hours=self.alert_cart_abandon_hours,
             negative_sentiment_max=self.alert_negative_sentiment_max,
+            satisfaction_drop_points=self.alert_satisfaction_drop_points,
+            satisfaction_max=self.alert_satisfaction_max,
+            satisfaction_min_clv=self.alert_satisfaction_min_clv,
         )
 
     def surge(self) -> SentimentSurge:

@@ -53,11 +53,14 @@ def purchase_events(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
                 "order_id": invoice,
                 "currency": "GBP",
                 "items": 0,
+                "skus": {},  # ordered set: the order's products as first listed
             }
         event["amount"] += line_amount
         event["items"] += abs(quantity)
+        event["skus"][row["StockCode"]] = None
     events = list(invoices.values())
     for event in events:
         event["amount"] = round(event["amount"], 2)
+        event["skus"] = list(event["skus"])
     events.sort(key=lambda e: (e["ts"], e["order_id"]))
     return events

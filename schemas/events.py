@@ -4,6 +4,11 @@ The wire format is public. Unknown extra fields are ignored (never fatal); anyth
 that does not validate is rejected by :func:`schemas.wire.decode_event` with a readable
 reason and goes to the dead-letter topic.
 
+Versions (semantic: a minor version only adds optional fields; producers that do not
+send them stay valid):
+- 1.1.0: ``skus`` on purchases (the products in the order).
+- 1.0.0: first release.
+
 >>> e = parse_event_object({"type": "purchase", "event_id": "e1", "customer_id": "c1",
 ...                         "ts": "2011-01-05T10:00:00+00:00", "amount": 12.5})
 >>> e.ts_ms, e.amount
@@ -25,7 +30,7 @@ from pydantic import (
     field_validator,
 )
 
-EVENT_SCHEMA_VERSION = "1.0.0"
+EVENT_SCHEMA_VERSION = "1.1.0"
 
 #: Longest feedback text accepted, in characters.
 FEEDBACK_TEXT_MAX_CHARS = 5_000
@@ -34,6 +39,8 @@ ID_MAX_CHARS = 128
 #: Events before this or after this are rejected: a clock that far off is a bug.
 TS_MIN_MS = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp() * 1000)
 TS_MAX_MS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+#: Most products (SKUs) one purchase may list (Online Retail's largest order has 541).
+SKUS_MAX = 1_000
 #: Largest absolute money amount in one event.
 AMOUNT_MAX_ABS = 1e9
 
@@ -97,6 +104,9 @@ class PurchaseEvent(_EventBase):
     currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
     items: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
         default=None, description="Number of items (units) in the order."
+    )
+    skus: Annotated[list[Identifier], Field(max_length=SKUS_MAX)] | None = Field(
+        default=None, description="The products (SKUs) in the order, each once."
     )
 
 

@@ -61,6 +61,7 @@ def test_invoices_become_one_purchase_each_and_cancellations_refunds() -> None:
         ("inv-1", "17850", 12.5, 3),
         ("inv-C2", "17850", -10.0, 1),
     ]
+    assert [e["skus"] for e in events] == [["a", "b"], ["b"]]  # each once, as first listed
 
 
 def test_the_shipped_extract_gives_valid_time_ordered_events() -> None:

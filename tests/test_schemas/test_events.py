@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from schemas.events import (
     FEEDBACK_TEXT_MAX_CHARS,
+    SKUS_MAX,
     BrowseEvent,
     FeedbackEvent,
     PurchaseEvent,
@@ -57,6 +58,8 @@ def test_each_type_parses_to_its_class_and_extra_fields_are_ignored() -> None:
         purchase("e", "c", BASE_TS, 1e12),
         purchase("e", "", BASE_TS, 1.0),
         purchase("e", "c" * 129, BASE_TS, 1.0),
+        purchase("e", "c", BASE_TS, 1.0, skus=["x"] * (SKUS_MAX + 1)),
+        purchase("e", "c", BASE_TS, 1.0, skus=[""]),
         browse("e", "c", BASE_TS, "teleport"),
         feedback("e", "c", BASE_TS, ""),
         feedback("e", "c", BASE_TS, "x" * (FEEDBACK_TEXT_MAX_CHARS + 1)),
@@ -77,6 +80,7 @@ timestamps = st.integers(min_value=631_152_000_000, max_value=4_102_444_799_999)
 money = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 events = st.one_of(
     st.builds(purchase, ids, ids, timestamps, money),
+    st.builds(purchase, ids, ids, timestamps, money, skus=st.lists(ids, max_size=20)),
     st.builds(
         browse,
         ids,

@@ -57,7 +57,8 @@ def purchase_events(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
             }
         event["amount"] += line_amount
         event["items"] += abs(quantity)
-        event["skus"][row["StockCode"]] = None
+        if row["StockCode"][:1].isdigit():  # products; not POST, M, D, BANK CHARGES...
+            event["skus"][row["StockCode"]] = None
     events = list(invoices.values())
     for event in events:
         event["amount"] = round(event["amount"], 2)

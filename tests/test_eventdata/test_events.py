@@ -17,7 +17,7 @@ def test_invoices_become_one_purchase_each_and_cancellations_refunds() -> None:
     rows = [
         {
             "InvoiceNo": "1",
-            "StockCode": "a",
+            "StockCode": "85123A",
             "Description": "",
             "Quantity": "2",
             "InvoiceDate": "2011-01-02 10:00:00",
@@ -27,7 +27,7 @@ def test_invoices_become_one_purchase_each_and_cancellations_refunds() -> None:
         },
         {
             "InvoiceNo": "1",
-            "StockCode": "b",
+            "StockCode": "22423",
             "Description": "",
             "Quantity": "1",
             "InvoiceDate": "2011-01-02 10:00:00",
@@ -37,7 +37,7 @@ def test_invoices_become_one_purchase_each_and_cancellations_refunds() -> None:
         },
         {
             "InvoiceNo": "C2",
-            "StockCode": "b",
+            "StockCode": "POST",
             "Description": "",
             "Quantity": "-1",
             "InvoiceDate": "2011-01-03 10:00:00",
@@ -61,7 +61,8 @@ def test_invoices_become_one_purchase_each_and_cancellations_refunds() -> None:
         ("inv-1", "17850", 12.5, 3),
         ("inv-C2", "17850", -10.0, 1),
     ]
-    assert [e["skus"] for e in events] == [["a", "b"], ["b"]]  # each once, as first listed
+    # Each product once, as first listed; postage, discounts and fees are not products.
+    assert [e["skus"] for e in events] == [["85123A", "22423"], []]
 
 
 def test_the_shipped_extract_gives_valid_time_ordered_events() -> None:

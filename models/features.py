@@ -130,7 +130,7 @@ class CustomerState:
         """One of the ``*_decayed`` counters as seen at event time ``now_ms``."""
         if self.decayed_at_ms is None or now_ms <= self.decayed_at_ms:
             return value
-        return value * _decay(now_ms - self.decayed_at_ms)
+        return value * halving(now_ms - self.decayed_at_ms)
 
     def days_since_last_purchase(self, now_ms: int) -> float | None:
         if self.last_purchase_ms is None:
@@ -150,8 +150,9 @@ class CustomerState:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 
-def _decay(elapsed_ms: int) -> float:
-    return float(0.5 ** (elapsed_ms / (ACTIVITY_HALF_LIFE_DAYS * DAY_MS)))
+def halving(elapsed_ms: int, half_life_days: float = ACTIVITY_HALF_LIFE_DAYS) -> float:
+    """The weight left after ``elapsed_ms`` of event time at this half-life."""
+    return float(0.5 ** (elapsed_ms / (half_life_days * DAY_MS)))
 
 
 def _bump_activity(
@@ -159,7 +160,7 @@ def _bump_activity(
 ) -> None:
     """Decay the activity counters to ``ts`` (never backwards), then add."""
     if state.decayed_at_ms is not None and ts > state.decayed_at_ms:
-        factor = _decay(ts - state.decayed_at_ms)
+        factor = halving(ts - state.decayed_at_ms)
         state.purchases_decayed *= factor
         state.spend_decayed *= factor
         state.browse_decayed *= factor

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.features import DAY_MS, CustomerState
+from models.features import CustomerState, halving
 from models.scoring import Scores
 from schemas.events import FeedbackEvent
 
@@ -60,26 +60,22 @@ def feedback_observation(event: FeedbackEvent, scores: Scores) -> float | None:
     return None
 
 
-def _halve(elapsed_ms: int, half_life_days: float) -> float:
-    return float(0.5 ** (elapsed_ms / (half_life_days * DAY_MS)))
-
-
 def record_satisfaction(state: CustomerState, ts_ms: int, observation: float) -> None:
     """Add one feedback's observation at event time ``ts_ms`` (late ones weigh less)."""
     at = state.satisfaction_at_ms
     weight_fast = weight_slow = 1.0
     if at is None or ts_ms > at:
         if at is not None:
-            fast = _halve(ts_ms - at, FAST_HALF_LIFE_DAYS)
-            slow = _halve(ts_ms - at, SLOW_HALF_LIFE_DAYS)
+            fast = halving(ts_ms - at, FAST_HALF_LIFE_DAYS)
+            slow = halving(ts_ms - at, SLOW_HALF_LIFE_DAYS)
             state.satisfaction_fast_sum *= fast
             state.satisfaction_fast_weight *= fast
             state.satisfaction_slow_sum *= slow
             state.satisfaction_slow_weight *= slow
         state.satisfaction_at_ms = ts_ms
     else:  # out of event-time order: weigh it as the time since it happened says
-        weight_fast = _halve(at - ts_ms, FAST_HALF_LIFE_DAYS)
-        weight_slow = _halve(at - ts_ms, SLOW_HALF_LIFE_DAYS)
+        weight_fast = halving(at - ts_ms, FAST_HALF_LIFE_DAYS)
+        weight_slow = halving(at - ts_ms, SLOW_HALF_LIFE_DAYS)
     state.satisfaction_fast_sum += weight_fast * observation
     state.satisfaction_fast_weight += weight_fast
     state.satisfaction_slow_sum += weight_slow * observation
@@ -93,7 +89,7 @@ def satisfaction_at(state: CustomerState, now_ms: int) -> Satisfaction | None:
     if at is None:
         return None
     elapsed = max(now_ms - at, 0)
-    fast, slow = _halve(elapsed, FAST_HALF_LIFE_DAYS), _halve(elapsed, SLOW_HALF_LIFE_DAYS)
+    fast, slow = halving(elapsed, FAST_HALF_LIFE_DAYS), halving(elapsed, SLOW_HALF_LIFE_DAYS)
     index = _index(state.satisfaction_fast_sum * fast, state.satisfaction_fast_weight * fast)
     baseline = _index(state.satisfaction_slow_sum * slow, state.satisfaction_slow_weight * slow)
     return Satisfaction(index, baseline, index - baseline)

@@ -188,13 +188,9 @@ class EventProcessor:
         # Test-then-train: score with what the models knew before this event.
         scores = self.scorer.score_one(after, event.ts_ms, event)
         _remember(after, scores)
-        if (
-            isinstance(event, FeedbackEvent)
-            and event.rating is None
-            and scores.sentiment_proba is not None
-        ):
-            record_sentiment(after, scores.sentiment_proba)
         if isinstance(event, FeedbackEvent):
+            if event.rating is None and scores.sentiment_proba is not None:
+                record_sentiment(after, scores.sentiment_proba)
             observation = feedback_observation(event, scores)
             if observation is not None:
                 record_satisfaction(after, event.ts_ms, observation)

@@ -2,7 +2,9 @@
 feedback events over many customers, in event-time order. The feedback texts and their
 labels are real (the review corpora of ``../shared/data``, or the shipped extract where
 that is absent); customers, browsing, purchases and which customer wrote which text are
-synthetic, and every benchmark result says so.
+synthetic, and every benchmark result says so. A purchase lists 1-30 products of 4,000,
+the popular ones more often (as Online Retail's invoices list theirs, about 20 on
+average): what next-best-offer and co-purchase influence learn from.
 
 >>> events = mixed_events(1_000, customers=100, seed=1)
 >>> len(events), sorted({e["type"] for e in events})
@@ -27,6 +29,7 @@ from eventdata.retail import read_csv_gz
 MIX = (("browse", 0.7), ("purchase", 0.2), ("feedback", 0.1))
 ACTIONS = ("view", "view", "view", "search", "add_to_cart", "remove_from_cart", "checkout")
 START_MS = 1_293_840_000_000  # 2011-01-01T00:00:00Z
+PRODUCTS = 4_000
 #: Mean event-time step between consecutive events of the stream.
 STEP_MS = 2_000
 
@@ -61,13 +64,16 @@ def mixed_events(
         }
         if kind == "browse":
             event["action"] = rng.choice(ACTIONS)
-            event["sku"] = f"sku-{rng.randrange(4_000)}"
+            event["sku"] = f"sku-{rng.randrange(PRODUCTS)}"
         elif kind == "purchase":
             refund = rng.random() < 0.03
             amount = round(rng.lognormvariate(3.0, 1.0), 2)
             event["amount"] = -amount if refund else amount
             event["cost"] = round(abs(amount) * rng.uniform(0.5, 0.8), 2)
             event["order_id"] = f"o{seed}-{n}"
+            if not refund:
+                size = min(1 + int(rng.lognormvariate(2.3, 0.9)), 30)
+                event["skus"] = [f"sku-{int(PRODUCTS * rng.random() ** 2)}" for _ in range(size)]
         else:
             text = rng.choice(texts)
             event["text"] = text.text

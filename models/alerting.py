@@ -437,4 +437,5 @@ class _AlertBuilder:
             value_at_risk=self.scores.value_at_risk,
             sentiment_proba=sentiment_proba,
             excerpt=excerpt,
+            offers=self.state.offers or None,
         )

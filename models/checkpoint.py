@@ -21,6 +21,7 @@ import hashlib
 import pickle
 import struct
 import zlib
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -130,9 +131,12 @@ class ModelCheckpoint:
             raise CheckpointError("checkpoint payload does not match its checksum")
         return cls(info, payload)
 
-    def restore(self, kind: type[T], model_version: str) -> T:
-        """The model, if it is a ``kind`` of exactly ``model_version``."""
-        if self.info.model_version != model_version:
+    def restore(self, kind: type[T], model_version: str, upgrades_from: Collection[str] = ()) -> T:
+        """The model, if it is a ``kind`` of ``model_version``, or of an older version in
+        ``upgrades_from`` that ``kind`` brings up to date as it is unpickled."""
+        if self.info.model_version != model_version and (
+            self.info.model_version not in upgrades_from
+        ):
             raise CheckpointError(
                 f"checkpoint of model {self.info.model_version}, this code runs {model_version}"
             )

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 from river import compose, linear_model, optim, preprocessing
@@ -39,6 +41,7 @@ TIER_HYSTERESIS = 0.05
 MIN_LABELS_FOR_ALERTS = 500
 #: Matured labels behind the live (prequential) AUC.
 RECENT_LABELS = 2_000
+NO_EXTRA: Mapping[str, float] = MappingProxyType({})
 
 
 class Driver(NamedTuple):
@@ -89,6 +92,8 @@ def describe_driver(feature: str, state: CustomerState, now_ms: int) -> str:
             return f"buys every {gap:.0f} days on average"
         case "gap_log":
             return f"{state.purchase_count} orders, all within a day"
+        case "influence_log":
+            return "how often others' orders follow theirs on the same products (influence)"
     return feature.replace("_", " ")
 
 
@@ -121,6 +126,15 @@ def churn_features(state: CustomerState, now_ms: int) -> dict[str, float]:
         "rating_centered": (mean_rating - 3.0) / 2.0 if mean_rating is not None else 0.0,
         "sentiment_centered": 2.0 * sentiment - 1.0 if sentiment is not None else 0.0,
     }
+
+
+def snapshot_due(state: CustomerState, at_ms: int, max_recency_ms: int | None) -> bool:
+    """Whether a customer is snapshotted at a tick: a buyer by then, not gone for longer
+    than ``max_recency_ms`` (learning that they are gone, over and over, teaches nothing)."""
+    if state.purchase_count == 0 or state.first_seen_ms > at_ms:
+        return False
+    last = state.last_purchase_ms
+    return max_recency_ms is None or last is None or at_ms - last <= max_recency_ms
 
 
 @dataclass(slots=True, eq=False)
@@ -166,8 +180,11 @@ class ChurnModel:
         #: (prediction before learning, outcome) of the latest matured labels.
         self.recent: deque[tuple[float, bool]] = deque(maxlen=RECENT_LABELS)
 
-    def predict_proba(self, state: CustomerState, now_ms: int) -> float:
-        return self._proba(churn_features(state, now_ms))
+    def predict_proba(
+        self, state: CustomerState, now_ms: int, extra: Mapping[str, float] = NO_EXTRA
+    ) -> float:
+        """P(no purchase in the horizon); ``extra``: features from other models."""
+        return self._proba({**churn_features(state, now_ms), **extra})
 
     def _proba(self, features: dict[str, float]) -> float:
         scaled = self.model["StandardScaler"].transform_one(features)
@@ -200,10 +217,16 @@ class ChurnModel:
         """Enough matured labels for its opinion to be worth an alert."""
         return sum(self.labels_learned.values()) >= MIN_LABELS_FOR_ALERTS
 
-    def drivers(self, state: CustomerState, now_ms: int, top: int = 3) -> list[Driver]:
+    def drivers(
+        self,
+        state: CustomerState,
+        now_ms: int,
+        top: int = 3,
+        extra: Mapping[str, float] = NO_EXTRA,
+    ) -> list[Driver]:
         """The features that push this customer's risk up the most (weight x scaled
         value), in words."""
-        features = churn_features(state, now_ms)
+        features = {**churn_features(state, now_ms), **extra}
         if not state.gap_count:
             # With one order there is no gap: the same fact as frequency, said twice.
             del features["gap_log"]
@@ -252,18 +275,13 @@ class ChurnModel:
             if not snapshots:
                 del self.open[snap.customer_id]
 
-    def snapshot(self, state: CustomerState, at_ms: int) -> None:
+    def snapshot(
+        self, state: CustomerState, at_ms: int, extra: Mapping[str, float] = NO_EXTRA
+    ) -> None:
         """Remember a buying customer's features at ``at_ms``; labelled once it matures."""
-        if state.purchase_count == 0 or state.first_seen_ms > at_ms:
+        if not snapshot_due(state, at_ms, self.max_recency_ms):
             return
-        last = state.last_purchase_ms
-        if (
-            self.max_recency_ms is not None
-            and last is not None
-            and at_ms - last > self.max_recency_ms
-        ):
-            return
-        snap = _Snapshot(state.customer_id, at_ms, churn_features(state, at_ms))
+        snap = _Snapshot(state.customer_id, at_ms, {**churn_features(state, at_ms), **extra})
         self.pending.append(snap)
         self.open.setdefault(state.customer_id, []).append(snap)
 

@@ -30,6 +30,8 @@ DAY_MS = 86_400_000
 RECENT_EVENT_IDS = 16
 #: Ratings at or below this count as negative feedback.
 NEGATIVE_RATING_MAX = 2
+#: Distinct products a customer's history keeps (the latest), for next-best-offer.
+PRODUCT_HISTORY = 30
 #: Half-life of the recency-weighted activity counters.
 ACTIVITY_HALF_LIFE_DAYS = 60.0
 
@@ -59,6 +61,10 @@ class CustomerState:
     last_purchase_ms: int | None = None
     gap_count: int = 0
     gap_mean_days: float = 0.0
+    # The latest PRODUCT_HISTORY distinct products bought (latest last), and the products
+    # offered to the customer at their last order (models.offers).
+    products: list[str] = field(default_factory=list)
+    offers: list[str] = field(default_factory=list)
     # Browsing.
     views: int = 0
     searches: int = 0
@@ -176,6 +182,8 @@ def copy_state(state: CustomerState) -> CustomerState:
     new.offsets = dict(state.offsets)
     new.recent_event_ids = list(state.recent_event_ids)
     new.alerted_ms = dict(state.alerted_ms)
+    new.products = list(state.products)
+    new.offers = list(state.offers)
     return new
 
 
@@ -233,6 +241,8 @@ def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
         return
     ts = event.ts_ms
     state.purchase_count += 1
+    if event.skus:
+        remember_products(state, event.skus)
     _close_cart(state, ts)
     if state.last_purchase_ms is None or ts >= state.last_purchase_ms:
         state.churn_alerted_tier = ""  # a new purchase cycle
@@ -247,6 +257,15 @@ def _apply_purchase(state: CustomerState, event: PurchaseEvent) -> None:
         state.gap_count += 1
         state.gap_mean_days += (gap_days - state.gap_mean_days) / state.gap_count
         state.last_purchase_ms = ts
+
+
+def remember_products(state: CustomerState, products: list[str]) -> None:
+    """Add an order's products to the history: each moves to the end, the oldest go."""
+    history = dict.fromkeys(state.products)
+    for product in products:
+        history.pop(product, None)
+        history[product] = None
+    state.products = list(history)[-PRODUCT_HISTORY:]
 
 
 def _apply_browse(state: CustomerState, event: BrowseEvent) -> None:

@@ -15,13 +15,17 @@ churn risk, segments, sentiment and customer value, with one event-time clock.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from models.churn import ChurnModel, Driver
+from models.demand import DemandForecast
 from models.features import DAY_MS, AnyEvent, CustomerState
+from models.influence import CoPurchaseInfluence
+from models.offers import CoPurchaseOffers
 from models.scoring import Scores
 from models.segments import SegmentModel, segment_features
 from models.sentiment import SentimentModel, rating_label
@@ -29,7 +33,20 @@ from models.value import expected_clv, value_at_risk
 from schemas.events import FeedbackEvent, PurchaseEvent
 
 #: What a checkpoint of these models must have been written by.
-MODEL_VERSION = "+".join((ChurnModel.VERSION, SegmentModel.VERSION, SentimentModel.VERSION))
+MODEL_VERSION = "+".join(
+    (
+        ChurnModel.VERSION,
+        SegmentModel.VERSION,
+        SentimentModel.VERSION,
+        DemandForecast.VERSION,
+        CoPurchaseOffers.VERSION,
+        CoPurchaseInfluence.VERSION,
+    )
+)
+#: Versions whose checkpoints and model files load, with the models they lack new.
+UPGRADES_FROM = frozenset({"churn-lr/1+segments-kmeans/1+sentiment-mnb/1"})
+#: Products offered per customer (the hit rate in docs/models.md is at 10).
+OFFERS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +58,10 @@ class ModelConfig:
     segments: int = 5
     segment_halflife: float = 0.03
     seed: int = 7
+    # Fields added later go last: a pickled config (slots) is restored by position.
+    demand_horizon_days: float = 30.0
+    #: Co-purchase influence as a churn feature (docs/models.md: measured either way).
+    churn_uses_influence: bool = False
 
 
 class RetentionModels:
@@ -56,11 +77,31 @@ class RetentionModels:
             n_clusters=self.config.segments, halflife=self.config.segment_halflife
         )
         self.sentiment = SentimentModel()
+        self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
+        self.offers = CoPurchaseOffers()
+        self.influence = CoPurchaseInfluence()
         self.model_version = MODEL_VERSION
         self.interval_ms = int(self.config.snapshot_interval_days * DAY_MS)
         self.next_tick_ms: int | None = None
         self.clock_ms: int | None = None
         self.rng = random.Random(self.config.seed)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickle, bringing models saved by an older version (UPGRADES_FROM) up to
+        date: what they learned stays, the models added since start new."""
+        self.__dict__.update(state)
+        if self.model_version == MODEL_VERSION:
+            return
+        if self.model_version not in UPGRADES_FROM:
+            raise ValueError(f"models of {self.model_version} cannot be upgraded")
+        old = self.config
+        self.config = ModelConfig(
+            **{f.name: getattr(old, f.name) for f in fields(ModelConfig) if hasattr(old, f.name)}
+        )
+        self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
+        self.offers = CoPurchaseOffers()
+        self.influence = CoPurchaseInfluence()
+        self.model_version = MODEL_VERSION
 
     def adopt(self, config: ModelConfig) -> bool:
         """Take the tier thresholds of ``config`` (set after this model was saved); False,
@@ -88,7 +129,8 @@ class RetentionModels:
             at = self.next_tick_ms
             buyers = [s for s in customers() if s.purchase_count and s.first_seen_ms <= at]
             for state in buyers:
-                self.churn.snapshot(state, at)
+                self.churn.snapshot(state, at, self._churn_extra(state, at))
+                self.demand.snapshot(state, at)
             # k-means updates are order-sensitive: the state order (oldest customers first)
             # would pull every centroid towards the newest customers.
             self.rng.shuffle(buyers)
@@ -98,15 +140,27 @@ class RetentionModels:
         # After the ticks: snapshots taken just now mature too if the clock jumped past
         # their horizon (a gap in the stream), in time order behind the older ones.
         self.churn.mature(now_ms)
+        self.demand.mature(now_ms)
+
+    def _churn_extra(self, state: CustomerState, now_ms: int) -> dict[str, float]:
+        """Churn features from the other models, where configured."""
+        if not self.config.churn_uses_influence:
+            return {}
+        influence = self.influence.influence(state.customer_id, now_ms)
+        return {"influence_log": math.log1p(influence)}
+
+    def churn_risk(self, state: CustomerState, now_ms: int) -> float:
+        return self.churn.predict_proba(state, now_ms, self._churn_extra(state, now_ms))
 
     def score_one(self, state: CustomerState, now_ms: int, event: AnyEvent | None = None) -> Scores:
-        churn = self.churn.predict_proba(state, now_ms)
+        extra = self._churn_extra(state, now_ms)
+        churn = self.churn.predict_proba(state, now_ms, extra)
         tier = self.churn.tier(churn, state.churn_tier or None)
         # Drivers only where an alert may need them (computing them costs a prediction):
         # churn alerts come from scans, which score without an event.
         drivers: tuple[Driver, ...] = ()
         if event is None and self.churn.ready and tier != "low" and state.purchase_count:
-            drivers = tuple(self.churn.drivers(state, now_ms))
+            drivers = tuple(self.churn.drivers(state, now_ms, extra=extra))
         segment_id = segment = None
         if self.segments.seen and state.purchase_count:
             current = state.segment_id if state.segment_id >= 0 else None
@@ -120,6 +174,12 @@ class RetentionModels:
         clv = expected_clv(
             state.net_value, state.tenure_days(now_ms), churn, self.config.churn_horizon_days
         )
+        spend_forecast = self.demand.predict(state, now_ms) if state.purchase_count else None
+        # Offers change with the customer's products: recomputed at each order (the
+        # ranking costs about a millisecond), kept in the state in between.
+        offers: tuple[str, ...] | None = None
+        if isinstance(event, PurchaseEvent) and event.amount > 0 and event.skus:
+            offers = tuple(self.offers.recommend(state.products, OFFERS))
         return Scores(
             churn_risk=churn,
             churn_tier=tier,
@@ -133,17 +193,31 @@ class RetentionModels:
             sentiment_ready=self.sentiment.ready,
             clv=clv,
             value_at_risk=value_at_risk(churn, clv),
+            spend_forecast=spend_forecast,
+            demand_ready=self.demand.ready,
+            offers=offers,
+            influence=self.influence.influence(state.customer_id, now_ms),
+            influence_degree=self.influence.degree(state.customer_id),
         )
 
     def forget(self, customer_id: str) -> None:
-        """Keep nothing about the customer (only the churn model holds per-customer data)."""
+        """Keep nothing about the customer (the churn, demand and influence models hold
+        per-customer data; the offers model counts products only)."""
         self.churn.forget(customer_id)
+        self.demand.forget(customer_id)
+        self.influence.forget(customer_id)
 
     def learn_one(
         self, before: CustomerState | None, after: CustomerState, event: AnyEvent
     ) -> None:
-        if isinstance(event, PurchaseEvent) and event.amount > 0:
-            self.churn.on_purchase(event.customer_id, event.ts_ms)
+        if isinstance(event, PurchaseEvent):
+            self.demand.on_purchase(event.customer_id, event.ts_ms, event.amount)
+            if event.amount > 0:
+                self.churn.on_purchase(event.customer_id, event.ts_ms)
+                if event.skus:
+                    earlier = before.products if before is not None else []
+                    self.offers.learn_one(earlier, event.skus)
+                    self.influence.learn_one(event.customer_id, event.ts_ms, event.skus)
         elif isinstance(event, FeedbackEvent):
             label = rating_label(event.rating)
             if label is not None:

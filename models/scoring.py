@@ -35,6 +35,16 @@ class Scores:
     sentiment_ready: bool = False
     clv: float | None = None
     value_at_risk: float | None = None
+    #: Expected spend in the demand horizon (30 days), for a customer who has bought.
+    spend_forecast: float | None = None
+    #: The demand model has learned enough matured targets for its forecast to be used.
+    demand_ready: bool = False
+    #: Products to offer, best first: set when an order was just scored, else None.
+    offers: tuple[str, ...] | None = None
+    #: Co-purchase influence (decayed weight of the orders that followed theirs) and the
+    #: number of customers linked to this one.
+    influence: float | None = None
+    influence_degree: int | None = None
 
 
 class CustomerScorer(Protocol):

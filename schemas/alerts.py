@@ -6,6 +6,8 @@ recognisable after a worker restart or a rebalance; subscribers may de-duplicate
 
 Versions (semantic: a minor version only adds optional fields; subscribers ignore
 fields they do not know):
+- 1.3.0: ``offers`` added: the products to offer the customer (next-best-offer), for
+  the retention team acting on the alert.
 - 1.2.0: the kind ``satisfaction_drop`` (a valuable customer's satisfaction index fell
   sharply below its baseline; docs/alerts.md). Subscribers that check ``kind`` against
   a fixed list must accept it, or skip kinds they do not know.
@@ -25,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ALERT_SCHEMA_VERSION: Literal["1.2.0"] = "1.2.0"
+ALERT_SCHEMA_VERSION: Literal["1.3.0"] = "1.3.0"
 
 
 class AlertKind(StrEnum):
@@ -72,7 +74,7 @@ class SurgeWindow(BaseModel):
 class RiskAlert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal["1.2.0"] = ALERT_SCHEMA_VERSION
+    schema_version: Literal["1.3.0"] = ALERT_SCHEMA_VERSION
     alert_id: str = Field(description="Deterministic: same triggering event and kind, same id.")
     kind: AlertKind
     severity: Severity
@@ -99,6 +101,12 @@ class RiskAlert(BaseModel):
         description="Feedback excerpt with e-mail addresses, phone and long numbers masked.",
     )
     window: SurgeWindow | None = Field(default=None, description="For sentiment_surge.")
+    offers: list[str] | None = Field(
+        default=None,
+        max_length=10,
+        description="Products (SKUs) to offer the customer, best first, as ranked at their "
+        "latest order (next-best-offer, docs/models.md); null when none are known.",
+    )
 
 
 def alert_id_for(kind: str, trigger: str) -> str:

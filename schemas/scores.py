@@ -3,6 +3,8 @@ compacted scores topic. Model fields are null until a model has an opinion.
 
 Versions (semantic: a minor version only adds optional fields; subscribers ignore
 fields they do not know):
+- 1.2.0: ``spend_forecast_30d``, ``offers``, ``influence`` and ``influence_degree``
+  added (the demand forecast, next-best-offer and co-purchase influence models).
 - 1.1.0: ``satisfaction`` and ``satisfaction_trend`` added.
 - 1.0.0: first release.
 """
@@ -14,13 +16,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCORE_SCHEMA_VERSION: Literal["1.1.0"] = "1.1.0"
+SCORE_SCHEMA_VERSION: Literal["1.2.0"] = "1.2.0"
 
 
 class CustomerScore(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: Literal["1.1.0"] = SCORE_SCHEMA_VERSION
+    schema_version: Literal["1.2.0"] = SCORE_SCHEMA_VERSION
     customer_id: str
     as_of: datetime = Field(description="Event time the scores are computed for (UTC).")
     event_id: str | None = Field(default=None, description="The event that caused this update.")
@@ -60,4 +62,30 @@ class CustomerScore(BaseModel):
         le=100.0,
         description="satisfaction minus its 180-day-half-life baseline, in points: "
         "negative when recent feedback is worse than the customer's history.",
+    )
+    spend_forecast_30d: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Expected spend in the next 30 days of event time (online Hoeffding "
+        "tree, docs/models.md); null before the customer's first order or while the "
+        "model has learned fewer than 500 matured targets.",
+    )
+    offers: list[str] | None = Field(
+        default=None,
+        max_length=10,
+        description="Products (SKUs) to offer, best first: ones the customer has not "
+        "bought, ranked by item-to-item co-occurrence at their latest order; null before "
+        "an order that listed its products.",
+    )
+    influence: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Co-purchase influence: decayed (90-day half-life) number of other "
+        "customers' orders that followed this customer's on the same products within 14 "
+        "days (docs/models.md).",
+    )
+    influence_degree: int | None = Field(
+        default=None,
+        ge=0,
+        description="Customers linked to this one by co-purchases, either way (bounded).",
     )

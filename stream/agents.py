@@ -330,6 +330,7 @@ class Edge:
             scorer = processor.scorer
             if isinstance(scorer, RetentionModels):
                 metrics.CHURN_AUC.labels(label).set(_or_nan(scorer.churn.recent_auc()))
+                metrics.DEMAND_MAE.labels(label).set(_or_nan(scorer.demand.recent_mae()))
                 metrics.SENTIMENT_ACCURACY.labels(label).set(
                     _or_nan(scorer.sentiment.recent_accuracy())
                 )

@@ -68,6 +68,12 @@ CHURN_AUC = Gauge(
     "Prequential churn AUC over the latest 2,000 matured labels (NaN until both outcomes).",
     ["partition"],
 )
+DEMAND_MAE = Gauge(
+    "crm_demand_mae_recent",
+    "Mean absolute error of the latest 2,000 matured 30-day spend forecasts, each made "
+    "before its target was learned (NaN before the first).",
+    ["partition"],
+)
 SENTIMENT_ACCURACY = Gauge(
     "crm_sentiment_accuracy_recent",
     "Prequential sentiment accuracy over the latest 1,000 rated texts.",
@@ -110,6 +116,7 @@ MODEL_MESSAGES_UNLEARNED = Counter(
 PARTITION_GAUGES = (
     CUSTOMERS,
     CHURN_AUC,
+    DEMAND_MAE,
     SENTIMENT_ACCURACY,
     SEGMENT_INERTIA,
     MODEL_CHECKPOINT_AGE,

@@ -21,7 +21,7 @@ from models.checkpoint import (
     compress,
     pickle_model,
 )
-from models.retention import MODEL_VERSION, ModelConfig, RetentionModels
+from models.retention import MODEL_VERSION, UPGRADES_FROM, ModelConfig, RetentionModels
 from stream import metrics
 from stream.checkpoints import CheckpointStore
 from stream.processor import EventProcessor
@@ -70,7 +70,7 @@ class PartitionModels:
         try:
             checkpoint = self.store.load(partition)
             if checkpoint is not None:
-                models = checkpoint.restore(RetentionModels, MODEL_VERSION)
+                models = checkpoint.restore(RetentionModels, MODEL_VERSION, UPGRADES_FROM)
                 if not models.adopt(self.config):
                     raise CheckpointError("a learning setting changed since it was written")
                 outcome = "restored"

@@ -119,6 +119,12 @@ def score_record(
         value_at_risk=scores.value_at_risk,
         satisfaction=None if satisfaction is None else round(satisfaction.index, 2),
         satisfaction_trend=None if satisfaction is None else round(satisfaction.trend, 2),
+        spend_forecast_30d=round(scores.spend_forecast, 2)
+        if scores.demand_ready and scores.spend_forecast is not None
+        else None,
+        offers=state.offers or None,
+        influence=None if scores.influence is None else round(scores.influence, 3),
+        influence_degree=scores.influence_degree,
     )
 
 
@@ -224,6 +230,8 @@ def _remember(state: CustomerState, scores: Scores) -> None:
         state.segment = scores.segment
     if scores.churn_tier is not None:
         state.churn_tier = scores.churn_tier
+    if scores.offers is not None:
+        state.offers = list(scores.offers)
 
 
 def _processed(

@@ -36,6 +36,7 @@ SCORE_COLUMNS = [
     "net_value", "revenue", "cost", "purchase_count", "refund_count",
     "days_since_last_purchase", "tenure_days", "browse_count", "feedback_count",
     "mean_rating", "sentiment", "satisfaction", "satisfaction_trend",
+    "spend_forecast_30d", "offers", "influence", "influence_degree",
 ]  # fmt: skip
 
 
@@ -183,6 +184,7 @@ def final_scores(result: ReplayResult) -> list[dict[str, Any]]:
         scores = models.score_one(state, result.as_of_ms)
         record = score_record(state, scores, result.as_of_ms, models.model_version, None)
         row = record.model_dump()
+        row["offers"] = " ".join(row["offers"] or ())  # a CSV cell: SKUs, best first
         rows.append({name: row[name] for name in SCORE_COLUMNS})
     return rows
 

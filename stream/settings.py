@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     snapshot_interval_days: float = Field(
         default=7.0, gt=0, description="Event-time interval of the models' customer snapshots."
     )
+    demand_horizon_days: float = Field(
+        default=30.0, gt=0, description="The demand forecast is of spend in this many days."
+    )
+    churn_uses_influence: bool = Field(
+        default=False,
+        description="Co-purchase influence as a churn feature (no lift measured on Online "
+        "Retail: docs/models.md).",
+    )
     churn_tier_medium: float = Field(
         default=0.4, ge=0, le=1, description="Churn probability from which the tier is medium."
     )
@@ -357,6 +365,8 @@ class Settings(BaseSettings):
             churn_tier_medium=self.churn_tier_medium,
             churn_tier_high=self.churn_tier_high,
             segments=self.segments,
+            demand_horizon_days=self.demand_horizon_days,
+            churn_uses_influence=self.churn_uses_influence,
         )
 
     @property

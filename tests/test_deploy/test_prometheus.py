@@ -85,6 +85,7 @@ def test_rules_and_dashboard_query_only_metrics_the_worker_exports() -> None:
         "crm_event_to_alert_seconds_bucket",
         "crm_alerts_emitted_total",
         "crm_churn_auc_recent",
+        "crm_demand_mae_recent",
         "crm_sentiment_accuracy_recent",
         "crm_segments_inertia_recent",
     ):

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from eventdata.evaluate import churn_auc, offer_hit_rate, segmentation, sentiment_accuracy
+from eventdata.evaluate import (
+    churn_auc,
+    demand_mae,
+    offer_hit_rate,
+    segmentation,
+    sentiment_accuracy,
+)
 from eventdata.events import DEMO_DATA
+from models.retention import ModelConfig
 from tests.conftest import SHARED_DATA
 
 shared = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not present")
@@ -68,7 +75,32 @@ def test_offers_on_the_shipped_extract() -> None:
 @pytest.mark.shared_data
 @shared
 def test_offers_beat_the_most_ordered_on_online_retail() -> None:
-    one = offer_hit_rate(SHARED_DATA)  # measured 0.294 against 0.207, 1,294 customers
+    one = offer_hit_rate(SHARED_DATA)  # measured 0.290 against 0.207, 1,294 customers
     assert one.hit_rate >= 0.27 and one.hit_rate >= one.popular_hit_rate + 0.06
-    eight = offer_hit_rate(SHARED_DATA, partitions=8)  # measured 0.254 against 0.202
+    eight = offer_hit_rate(SHARED_DATA, partitions=8)  # measured 0.252 against 0.202
     assert eight.hit_rate >= eight.popular_hit_rate + 0.03
+
+
+def test_demand_forecast_on_the_shipped_extract() -> None:
+    # 2,571 forecasts of 316 customers: online 215.2, last 30 days 268.2, batch tree 256.0.
+    result = demand_mae(DEMO_DATA)
+    assert result.targets >= 2000
+    assert result.online_mae < result.last_period_mae - 20
+
+
+@pytest.mark.shared_data
+@shared
+def test_demand_forecast_beats_the_last_30_days_on_online_retail() -> None:
+    # 29,420 forecasts: online 265.7, last 30 days 338.5, batch tree 260.8, no spend 286.6.
+    result = demand_mae(SHARED_DATA)
+    assert result.online_mae <= 275 and result.online_mae < result.last_period_mae - 50
+    assert result.online_mae < result.zero_mae
+    assert result.online_mae <= result.batch_mae * 1.06
+
+
+def test_influence_as_a_churn_feature_runs_on_the_shipped_extract() -> None:
+    # Measured 0.7286 with it, 0.7296 without (on the full data 0.7358 and 0.7402: no
+    # lift, docs/models.md); this keeps the measurement running.
+    plain = churn_auc(DEMO_DATA).auc
+    influenced = churn_auc(DEMO_DATA, config=ModelConfig(churn_uses_influence=True)).auc
+    assert abs(influenced - plain) <= 0.03

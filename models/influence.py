@@ -1,0 +1,131 @@
+"""Co-purchase influence: customers linked by the products they buy close in time, kept
+incrementally and bounded in memory.
+
+When customer ``c`` orders product ``p`` within ``window_days`` after customer ``b`` did,
+``c`` *followed* ``b`` on ``p``: a link ``b -> c``. Each order hands out one unit of
+weight across the customers it followed, each product's share split among its recent
+buyers (a best seller bought by everyone says little about anyone). A customer's
+``influence`` is the decayed weight of the links to their followers (half-life
+``half_life_days``): about how many orders of others came after theirs, on the same
+products, lately. ``degree`` counts the distinct customers they are linked to, either
+way. Memory is bounded: each product remembers its ``buyers_per_product`` latest buyers,
+each customer their ``neighbours`` strongest followers (pruned at twice that), and an
+order links only to its ``neighbours`` strongest leaders.
+
+>>> graph = CoPurchaseInfluence()
+>>> day = 86_400_000
+>>> graph.learn_one("ann", 0, ["tea", "cups"])
+>>> graph.learn_one("bob", 1 * day, ["tea"])
+>>> graph.learn_one("cat", 2 * day, ["cups"])
+>>> graph.learn_one("dan", 90 * day, ["tea"])  # long after: follows nobody
+>>> round(graph.influence("ann", 2 * day), 2), graph.degree("ann"), graph.degree("dan")
+(1.99, 2, 0)
+>>> graph.forget("ann"); graph.degree("bob")
+0
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+
+from models.features import DAY_MS, halving
+
+
+def _share(item: tuple[str, float]) -> float:
+    return item[1]
+
+
+class CoPurchaseInfluence:
+    VERSION = "influence-copurchase/1"
+
+    def __init__(
+        self,
+        window_days: float = 14.0,
+        buyers_per_product: int = 20,
+        neighbours: int = 10,
+        half_life_days: float = 90.0,
+    ) -> None:
+        self.window_ms = int(window_days * DAY_MS)
+        self.buyers_per_product = buyers_per_product
+        self.neighbours = neighbours
+        self.half_life_days = half_life_days
+        #: Each product's latest buyers, (customer, order time), latest last.
+        self.buyers: dict[str, deque[tuple[str, int]]] = {}
+        #: followers[b][c]: weight of the link b -> c, decayed to decayed_at[b].
+        self.followers: dict[str, dict[str, float]] = {}
+        self.decayed_at: dict[str, int] = {}
+        #: leaders[c]: the customers with a link to c (the reverse index).
+        self.leaders: dict[str, set[str]] = {}
+
+    def learn_one(self, customer_id: str, ts_ms: int, products: Iterable[str]) -> None:
+        """One order of ``customer_id`` at event time ``ts_ms``."""
+        shares: dict[str, float] = {}
+        for product in dict.fromkeys(products):
+            buyers = self.buyers.get(product)
+            if buyers is None:
+                buyers = self.buyers[product] = deque(maxlen=self.buyers_per_product)
+            earlier = {
+                b for b, at in buyers if b != customer_id and 0 <= ts_ms - at <= self.window_ms
+            }
+            for leader in earlier:
+                shares[leader] = shares.get(leader, 0.0) + 1.0 / len(earlier)
+            if not buyers or buyers[-1][0] != customer_id:
+                buyers.append((customer_id, ts_ms))
+        total = sum(shares.values())
+        # The order's strongest leaders only: a large order of common products follows
+        # a hundred customers, each barely; linking them all would cost most of the time.
+        for leader, share in heapq.nlargest(self.neighbours, shares.items(), key=_share):
+            self._link(leader, customer_id, share / total, ts_ms)
+
+    def _link(self, leader: str, follower: str, weight: float, ts_ms: int) -> None:
+        links = self.followers.setdefault(leader, {})
+        at = self.decayed_at.get(leader)
+        if at is not None and ts_ms > at:
+            factor = halving(ts_ms - at, self.half_life_days)
+            for other in links:
+                links[other] *= factor
+        if at is None or ts_ms > at:
+            self.decayed_at[leader] = ts_ms
+        links[follower] = links.get(follower, 0.0) + weight
+        self.leaders.setdefault(follower, set()).add(leader)
+        if len(links) > 2 * self.neighbours:
+            keep = dict(heapq.nlargest(self.neighbours, links.items(), key=lambda kv: kv[1]))
+            for dropped in links.keys() - keep.keys():
+                self._unlead(leader, dropped)
+            self.followers[leader] = keep
+
+    def _unlead(self, leader: str, follower: str) -> None:
+        leaders = self.leaders.get(follower)
+        if leaders is not None:
+            leaders.discard(leader)
+            if not leaders:
+                del self.leaders[follower]
+
+    def influence(self, customer_id: str, now_ms: int) -> float:
+        """Decayed weight of the customer's links to their followers, at ``now_ms``."""
+        links = self.followers.get(customer_id)
+        if not links:
+            return 0.0
+        at = self.decayed_at[customer_id]
+        return sum(links.values()) * (
+            halving(now_ms - at, self.half_life_days) if now_ms > at else 1.0
+        )
+
+    def degree(self, customer_id: str) -> int:
+        """Distinct customers linked to this one, as leader or follower."""
+        neighbours = set(self.followers.get(customer_id, ())) | self.leaders.get(customer_id, set())
+        return len(neighbours)
+
+    def forget(self, customer_id: str) -> None:
+        """Keep nothing of the customer: their links, both ways, and their purchases."""
+        for follower in self.followers.pop(customer_id, {}):
+            self._unlead(customer_id, follower)
+        self.decayed_at.pop(customer_id, None)
+        for leader in self.leaders.pop(customer_id, set()):
+            self.followers[leader].pop(customer_id, None)
+        for product, buyers in list(self.buyers.items()):
+            if any(b == customer_id for b, _ in buyers):
+                kept = [(b, at) for b, at in buyers if b != customer_id]
+                self.buyers[product] = deque(kept, maxlen=self.buyers_per_product)

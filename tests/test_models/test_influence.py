@@ -1,0 +1,73 @@
+"""Co-purchase influence (models.influence): links, bounds, decay and forgetting."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from models.features import DAY_MS
+from models.influence import CoPurchaseInfluence
+
+
+def test_buying_the_same_product_soon_after_is_a_link_later_is_not() -> None:
+    graph = CoPurchaseInfluence(window_days=14)
+    graph.learn_one("leader", 0, ["p"])
+    graph.learn_one("leader", DAY_MS, ["p"])  # buying it again: no link to oneself
+    graph.learn_one("soon", 10 * DAY_MS, ["p"])
+    graph.learn_one("late", 40 * DAY_MS, ["p"])  # soon's order is 30 days old: too
+    assert graph.followers == {"leader": {"soon": 1.0}}
+    assert graph.degree("leader") == graph.degree("soon") == 1 and graph.degree("late") == 0
+
+
+def test_an_order_hands_out_one_unit_shared_by_how_common_each_product_is() -> None:
+    graph = CoPurchaseInfluence()
+    for i in range(4):
+        graph.learn_one(f"fan{i}", 0, ["bestseller"])
+    graph.learn_one("niche", 0, ["rare"])
+    graph.learn_one("me", DAY_MS, ["bestseller", "rare"])
+    weights = {b: links["me"] for b, links in graph.followers.items()}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    # The rare product's one earlier buyer gets its whole half; each fan an eighth.
+    assert weights["niche"] == pytest.approx(0.5) and weights["fan0"] == pytest.approx(0.125)
+
+
+def test_influence_halves_with_its_half_life() -> None:
+    graph = CoPurchaseInfluence(half_life_days=90)
+    graph.learn_one("a", 0, ["p"])
+    graph.learn_one("b", DAY_MS, ["p"])
+    assert graph.influence("a", 91 * DAY_MS) == pytest.approx(0.5)
+    assert graph.influence("b", DAY_MS) == 0.0
+
+
+def test_memory_is_bounded_however_many_follow() -> None:
+    graph = CoPurchaseInfluence(buyers_per_product=5, neighbours=3)
+    graph.learn_one("star", 0, [f"p{i}" for i in range(50)])
+    for i in range(200):
+        graph.learn_one(f"f{i}", DAY_MS + i, [f"p{i % 50}"])
+    assert len(graph.followers["star"]) <= 6
+    assert all(len(links) <= 6 for links in graph.followers.values())
+    assert all(len(b) <= 5 for b in graph.buyers.values())
+    kept = sum(len(links) for links in graph.followers.values())
+    assert sum(len(leaders) for leaders in graph.leaders.values()) == kept  # the index agrees
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abcdef"), st.integers(0, 60), st.sets(st.sampled_from("xyz"))),
+        max_size=40,
+    ),
+    st.sampled_from("abcdef"),
+)
+def test_a_forgotten_customer_is_nowhere_in_the_graph(
+    orders: list[tuple[str, int, set[str]]], gone: str
+) -> None:
+    graph = CoPurchaseInfluence(neighbours=2)
+    for customer, day, products in sorted(orders, key=lambda o: o[1]):
+        graph.learn_one(f"cust-{customer}", day * DAY_MS, sorted(products))
+    graph.forget(f"cust-{gone}")
+    assert f"cust-{gone}".encode() not in pickle.dumps(graph)
+    for leader, links in graph.followers.items():
+        assert all(leader in graph.leaders[f] for f in links)

@@ -1,0 +1,101 @@
+"""RetentionModels as a whole: the CRM models scored per event, and models saved by an
+older version brought up to date."""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from eventdata.events import DEMO_DATA
+from eventdata.retail import purchase_events, read_csv_gz
+from models.checkpoint import CheckpointError, ModelCheckpoint
+from models.retention import MODEL_VERSION, UPGRADES_FROM, RetentionModels
+from schemas.events import parse_event_object
+from stream.processor import EventProcessor
+from stream.replay import replay_lines
+from tests.factories import BASE_TS, DAY, purchase
+
+#: RetentionModels of churn-lr/1+segments-kmeans/1+sentiment-mnb/1, pickled by that
+#: code (commit 3a707a3) after replaying the first 400 invoices of the shipped extract.
+OLD_MODELS = Path(__file__).parent / "data" / "retention-models-1.pkl.zlib"
+
+
+def old_models_pickle() -> bytes:
+    return zlib.decompress(OLD_MODELS.read_bytes())
+
+
+def test_models_of_the_previous_version_load_predict_the_same_and_learn_on() -> None:
+    old_version = next(iter(UPGRADES_FROM))
+    events = purchase_events(read_csv_gz(DEMO_DATA / "online-retail.csv.gz"))[:400]
+    states = replay_lines((orjson.dumps(e) for e in events), scans=False).states
+    models = pickle.loads(old_models_pickle())
+    assert isinstance(models, RetentionModels) and models.model_version == MODEL_VERSION
+    assert models.config.demand_horizon_days == 30.0 and not models.config.churn_uses_influence
+    # What it had learned is kept: the same prediction as the old code made (recorded).
+    assert models.churn_risk(states["17096"], events[-1]["ts"]) == pytest.approx(
+        0.7117215278661615, rel=1e-12
+    )
+    processor = EventProcessor(scorer=models, customers=states.values)
+    later = parse_event_object(
+        purchase("new-1", "17096", events[-1]["ts"] + DAY, 30.0, skus=["22423", "85123A"])
+    )
+    out = processor.process(states["17096"], later)
+    assert out is not None and out.score.offers is None  # the offers model starts new
+    newcomer = parse_event_object(purchase("new-2", "x", later.ts_ms + 1, 9.0, skus=["22423"]))
+    then = processor.process(None, newcomer)
+    assert then is not None and then.score.offers == ["85123A"]  # learned from 17096
+    # In a checkpoint, the old version is accepted only where an upgrade is allowed.
+    checkpoint = ModelCheckpoint.build(
+        zlib.compress(old_models_pickle()),
+        old_version,
+        partition=0,
+        offsets={},
+        clock_ms=None,
+        next_scan_ms=None,
+        written_at_ms=0,
+    )
+    with pytest.raises(CheckpointError):
+        checkpoint.restore(RetentionModels, MODEL_VERSION)
+    restored = checkpoint.restore(RetentionModels, MODEL_VERSION, UPGRADES_FROM)
+    assert restored.model_version == MODEL_VERSION
+
+
+def test_orders_with_products_give_offers_of_products_not_bought() -> None:
+    processor = EventProcessor()
+    state = None
+    basket = ["tea", "teapot", "cups"]
+    # Others who bought tea went on to buy the teapot and cups.
+    for i in range(5):
+        for n, skus in enumerate((["tea"], ["teapot", "cups"])):
+            event = purchase(f"o{i}-{n}", f"other{i}", BASE_TS + n * DAY, 10.0, skus=skus)
+            out = processor.process(None if n == 0 else state, parse_event_object(event))
+            assert out is not None
+            state = out.state
+    first = processor.process(
+        None, parse_event_object(purchase("m1", "me", BASE_TS, 5.0, skus=["tea"]))
+    )
+    assert first is not None
+    assert first.state.products == ["tea"] and first.score.offers is not None
+    assert first.score.offers[:2] == ["teapot", "cups"] and "tea" not in first.score.offers
+    browse = parse_event_object(
+        {
+            "type": "browse",
+            "event_id": "b1",
+            "customer_id": "me",
+            "ts": BASE_TS + 1,
+            "action": "view",
+        }
+    )
+    seen = processor.process(first.state, browse)
+    assert seen is not None and seen.score.offers == first.score.offers  # kept between orders
+    second = processor.process(
+        seen.state, parse_event_object(purchase("m2", "me", BASE_TS + DAY, 5.0, skus=basket))
+    )
+    assert second is not None and not set(second.score.offers or ()) & set(basket)
+    # Everyone bought tea: "me" followed the others within the window.
+    assert second.score.influence_degree and second.score.influence_degree >= 1
+    assert second.score.spend_forecast_30d is None  # the demand model is not ready yet

@@ -77,14 +77,18 @@ class RetentionModels:
             n_clusters=self.config.segments, halflife=self.config.segment_halflife
         )
         self.sentiment = SentimentModel()
-        self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
-        self.offers = CoPurchaseOffers()
-        self.influence = CoPurchaseInfluence()
+        self._new_crm_models()
         self.model_version = MODEL_VERSION
         self.interval_ms = int(self.config.snapshot_interval_days * DAY_MS)
         self.next_tick_ms: int | None = None
         self.clock_ms: int | None = None
         self.rng = random.Random(self.config.seed)
+
+    def _new_crm_models(self) -> None:
+        """The models added after the first version (new on an upgrade, too)."""
+        self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
+        self.offers = CoPurchaseOffers()
+        self.influence = CoPurchaseInfluence()
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """Unpickle, bringing models saved by an older version (UPGRADES_FROM) up to
@@ -98,9 +102,7 @@ class RetentionModels:
         self.config = ModelConfig(
             **{f.name: getattr(old, f.name) for f in fields(ModelConfig) if hasattr(old, f.name)}
         )
-        self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
-        self.offers = CoPurchaseOffers()
-        self.influence = CoPurchaseInfluence()
+        self._new_crm_models()
         self.model_version = MODEL_VERSION
 
     def adopt(self, config: ModelConfig) -> bool:

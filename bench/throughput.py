@@ -5,7 +5,8 @@ and stream, real review texts).
     python -m bench.throughput [--events 200000] [--customers 50000] [--partitions 8]
 
 (a) ``crm-scorer worker`` in a child process with every model, state in its table
-    (RocksDB, changelog) and alerts: the product, production settings;
+    (RocksDB, changelog) and alerts: the product, production settings (uvloop);
+(a2) the same on Python's own asyncio loop, for what uvloop gives;
 (b) the bound: one plain aiokafka loop calling the same ``models/`` code through
     :class:`stream.processor.EventProcessor` (one per partition, as the worker), state
     as objects in a dict, scores and alerts produced to their topics, no framework;
@@ -139,11 +140,24 @@ async def bound(settings: Settings, total: int, partitions: int) -> Run:
     return Run("(b) bound: aiokafka loop + models/", total, time.perf_counter() - started)
 
 
-def product(bootstrap: str, total: int, data_dir: Path, timeout_s: float) -> Run:
+def product(
+    bootstrap: str,
+    total: int,
+    data_dir: Path,
+    timeout_s: float,
+    name: str = "(a) product: crm-scorer worker",
+    **settings: str,
+) -> Run:
     """The worker, with production settings (not the tests' one-record producer batches,
-    which only matter to changelog recovery on this broker: no restart here)."""
+    which only matter to changelog recovery on this broker: no restart here), changed
+    by ``settings`` (env vars); in a consumer group of its own, named after its data."""
     env = worker_env(
-        bootstrap, data_dir, CRM_TABLE_STORE="rocksdb", CRM_PRODUCER_MAX_BATCH_BYTES="16384"
+        bootstrap,
+        data_dir,
+        CRM_APP_ID=f"crm-scorer-{data_dir.name}",
+        CRM_TABLE_STORE="rocksdb",
+        CRM_PRODUCER_MAX_BATCH_BYTES="16384",
+        **settings,
     )
     worker = WorkerProcess(env, data_dir.parent / "worker.log")
     try:
@@ -154,7 +168,7 @@ def product(bootstrap: str, total: int, data_dir: Path, timeout_s: float) -> Run
         )
         if applied < total:
             raise TimeoutError(f"the worker did not apply {total:,} events in time")
-        return Run("(a) product: crm-scorer worker", total, time.perf_counter() - started)
+        return Run(name, total, time.perf_counter() - started)
     finally:
         worker.stop()
 
@@ -195,6 +209,7 @@ class ThroughputResult:
     loaded: Run
     bound: Run
     product: Run
+    #: Variants of the product, then the framework's floor.
     floors: tuple[Run, ...] = ()
 
     @property
@@ -224,11 +239,19 @@ def measure(
         loaded = asyncio.run(load(settings, events))
         b = asyncio.run(bound(settings, len(events), partitions))
         a = product(broker.bootstrap, len(events), Path(tmp) / "w1", timeout_s)
+        on_asyncio = product(
+            broker.bootstrap,
+            len(events),
+            Path(tmp) / "w-asyncio",
+            timeout_s,
+            "(a2) product on asyncio's loop (CRM_EVENT_LOOP=asyncio)",
+            CRM_EVENT_LOOP="asyncio",
+        )
         floors = tuple(
             floor(broker.bootstrap, variant, len(events), Path(tmp) / variant, timeout_s)
             for variant in FLOOR_NAMES
         )
-    return ThroughputResult(loaded, b, a, floors)
+    return ThroughputResult(loaded, b, a, (on_asyncio, *floors))
 
 
 def main() -> None:

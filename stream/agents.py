@@ -497,7 +497,12 @@ def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
 def register(sa: ScorerApp) -> Edge:
     edge = Edge(sa)
     metrics.WORKER.info(
-        {"app_id": sa.settings.app_id, "worker": f"{socket.gethostname()}:{sa.settings.web_port}"}
+        {
+            "app_id": sa.settings.app_id,
+            "worker": f"{socket.gethostname()}:{sa.settings.web_port}",
+            # What runs the loops (uvloop, or Python's asyncio), as opposed to what was asked.
+            "event_loop": type(asyncio.get_event_loop_policy()).__module__.split(".")[0],
+        }
     )
     for name, (topic, expected) in sa.topics.inputs.items():
         handler = TopicHandler(edge, expected)  # type: ignore[arg-type]

@@ -56,7 +56,8 @@ CONSUMER_LAG = Gauge(
 )
 WORKER = Info(
     "crm_worker",
-    "This worker: app_id (the consumer group) and worker (host:web port, as Faust names it).",
+    "This worker: app_id (the consumer group), worker (host:web port, as Faust names it) "
+    "and event_loop (uvloop or asyncio).",
 )
 CUSTOMERS = Gauge(
     "crm_customers", "Customers in this worker's state, by owned input partition.", ["partition"]

@@ -259,6 +259,10 @@ class Settings(BaseSettings):
         description="Warm start: models saved by `crm-scorer replay --models-out` (trusted file).",
     )
     log_level: str = Field(default="info", description="Worker log level.")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="The worker's event loop: uvloop (libuv) or Python's own asyncio.",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import faust
+import uvloop
 
 from stream.app import build_app
 from stream.settings import Settings
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings) -> None:
     """Create missing topics, build the app, and run until stopped (SIGTERM or SIGINT)."""
+    if settings.event_loop == "uvloop":
+        # Every loop of the worker, also the one Faust's consumer thread makes.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -5,20 +5,30 @@ from __future__ import annotations
 
 import pytest
 
-from bench import latency, state, throughput
+from bench import latency, pipeline, state, throughput
 from bench.workload import mixed_events
 
-pytestmark = pytest.mark.broker
+
+def test_pipeline_times_every_event_after_the_warm_up_by_kind() -> None:
+    result = pipeline.measure(1_000, customers=200, partitions=4)
+    assert result.warmup == 500 and result.events == 500
+    assert sum(result.counts.values()) == result.events  # none skipped as a duplicate
+    assert set(result.counts) == {"browse", "purchase", "feedback"}
+    assert result.seconds == pytest.approx(sum(result.by_type.values()))
+    assert "| browse (" in result.table()
 
 
+@pytest.mark.broker
 def test_throughput_runs_the_worker_and_the_bound_over_the_same_events() -> None:
     result = throughput.measure(2_000, customers=500, partitions=4, timeout_s=240)
     assert result.loaded.events == result.bound.events == result.product.events == 2_000
-    assert [run.events for run in result.floors] == [2_000] * 3  # each counted them all
+    assert [run.events for run in result.floors] == [2_000] * 4  # each counted them all
+    assert "(a2) product on asyncio" in result.table()
     assert result.ratio > 0
     assert "ratio a/b" in result.table() and "(c3)" in result.table()
 
 
+@pytest.mark.broker
 def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     result = latency.measure(rate=200, seconds=3, customers=100)
     assert result.sent == 600
@@ -27,6 +37,7 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     assert "event to score" in result.table()
 
 
+@pytest.mark.broker
 def test_state_recovers_every_customer_on_a_new_disk() -> None:
     events = mixed_events(1_500, customers=300, seed=3)
     result = state.measure(events, timeout_s=240)

@@ -234,6 +234,7 @@ def test_mixed_batch_state_dead_letters_alerts(
     assert customers == len(expected)
     # Every applied event was timed; the worker has read all it owns.
     assert worker.metric("crm_processing_seconds_count") == len(events)
+    assert worker.metric("crm_worker_info", event_loop="uvloop") == 1  # CRM_EVENT_LOOP's default
     assert worker.metric("crm_event_age_seconds_count") == len(events)
     lag = worker.wait_metric("crm_consumer_lag_messages", lambda v: v == 0, timeout_s=10.0)
     lag_lines = [

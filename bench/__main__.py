@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench import latency, state, throughput
@@ -45,35 +46,32 @@ def machine() -> str:
     )
 
 
-def run(sizes: Sizes) -> str:
-    out = [f"Machine: {machine()}", ""]
+def run(sizes: Sizes) -> Iterator[str]:
+    """The report, a section at a time as each is measured (a later part that fails
+    does not take the earlier figures with it)."""
+    yield f"Machine: {machine()}\n"
     tp = throughput.measure(sizes.events, sizes.customers, partitions=8)
-    out += [
-        f"### Throughput ({sizes.events:,} events, {sizes.customers:,} customers, 8 partitions)",
-        "",
-        tp.table(),
-        "",
-    ]
+    yield (
+        f"### Throughput ({sizes.events:,} events, {sizes.customers:,} customers, "
+        f"8 partitions)\n\n{tp.table()}\n"
+    )
     rate = tp.product.rate / 2
     lat = latency.measure(rate, sizes.latency_s, sizes.customers)
-    out += [
+    yield (
         f"### Latency at {rate:,.0f} events/s (half the worker's throughput), "
-        f"{sizes.latency_s:.0f} s",
-        "",
-        lat.table(),
-        "",
-    ]
+        f"{sizes.latency_s:.0f} s\n\n{lat.table()}\n"
+    )
     events = mixed_events(sizes.state_events, customers=sizes.state_customers)
     st = state.measure(events)
-    out += [f"### State ({sizes.state_events:,} events)", "", st.table(), ""]
-    return "\n".join(out)
+    yield f"### State ({sizes.state_events:,} events)\n\n{st.table()}\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    print(run(QUICK if args.quick else FULL))
+    for section in run(QUICK if args.quick else FULL):
+        print(section, flush=True)
 
 
 if __name__ == "__main__":

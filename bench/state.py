@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class StateResult:
     events: int
     customers: int
     apply_s: float
+    #: crm_event_loop_delay_seconds of the first worker, after applying: le -> count.
+    loop_delay: dict[float, float]
     ready_rss: float
     loaded_rss: float
     restart_ready_s: float
@@ -51,6 +54,11 @@ class StateResult:
                 "| --- | ---: |",
                 f"| events applied (first worker) | {self.events:,} in {self.apply_s:,.0f} s "
                 f"({self.events / self.apply_s:,.0f}/s) |",
+                f"| event loop held in one piece while applying: longest | "
+                f"{self.longest_delay()} |",
+                f"| ... 0.25-s probes late by over 1 s | "
+                f"{self.loop_delay[math.inf] - self.loop_delay[1.0]:,.0f} of "
+                f"{self.loop_delay[math.inf]:,.0f} |",
                 f"| resident memory, ready, no state | {self.ready_rss / MIB:,.0f} MiB |",
                 f"| resident memory, {self.customers:,} customers | "
                 f"{self.loaded_rss / MIB:,.0f} MiB |",
@@ -63,6 +71,14 @@ class StateResult:
                 f"| customers after recovery | {self.recovered:,.0f} of {self.customers:,} |",
             ]
         )
+
+    def longest_delay(self) -> str:
+        """The bucket of the longest probe delay (a histogram keeps no maximum)."""
+        total = self.loop_delay[math.inf]
+        bounds = sorted(self.loop_delay)
+        upper = next(le for le in bounds if self.loop_delay[le] == total)
+        lower = max((le for le in bounds if le < upper), default=0.0)
+        return f"over {lower:g} s" if upper == math.inf else f"{lower:g}-{upper:g} s"
 
 
 def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResult:
@@ -91,6 +107,7 @@ def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResul
             if applied < len(events):
                 raise TimeoutError(f"not all {len(events):,} events applied in time")
             apply_s = time.monotonic() - started
+            loop_delay = first.buckets("crm_event_loop_delay_seconds")
             # The customer gauge is refreshed every 15 s.
             first.wait_metric("crm_customers", lambda v: v >= customers, 60, poll_s=1)
             loaded_rss = first.metric("process_resident_memory_bytes")
@@ -104,7 +121,15 @@ def measure(events: list[dict[str, Any]], timeout_s: float = 3600) -> StateResul
         finally:
             fresh.stop(timeout_s=120)
     return StateResult(
-        len(events), customers, apply_s, ready_rss, loaded_rss, restart_s, fresh_s, recovered
+        len(events),
+        customers,
+        apply_s,
+        loop_delay,
+        ready_rss,
+        loaded_rss,
+        restart_s,
+        fresh_s,
+        recovered,
     )
 
 

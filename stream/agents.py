@@ -55,6 +55,10 @@ RATE_LIMIT_LOG_INTERVAL_S = 10.0
 #: Dead letters logged one by one: this many a second on average, bursts of this many.
 DEAD_LETTER_LOG_PER_S = 1.0
 DEAD_LETTER_LOG_BURST = 20
+#: Customers a scan re-scores between yields to the event loop: a few hundred ms of work.
+SCAN_SLICE = 500
+#: Period of the event-loop delay probe (crm_event_loop_delay_seconds).
+LOOP_PROBE_S = 0.25
 
 
 def dead_letter_record(
@@ -134,6 +138,7 @@ class Edge:
         self.customer_counts: Counter[int] | None = None
         #: Last offset read per owned input (topic, partition): lag, and checkpoint offsets.
         self.read_offsets: dict[tuple[str, int], int] = {}
+        self.loop_probed_at: float | None = None
 
     def owned(self) -> set[int]:
         """The input partitions this worker owns (every input topic is co-partitioned)."""
@@ -291,18 +296,31 @@ class Edge:
         watermark = self.watermark.current()
         if watermark is not None:
             metrics.WATERMARK.set(watermark / 1000)
-            for partition, processor in self.models.processors.items():
+            for partition in list(self.models.processors):
+                processor = self.models.processors.get(partition)
+                if processor is None:
+                    continue  # revoked while the loop ran the others
                 before = processor.clock_ms
                 processor.advance(watermark)
                 if processor.clock_ms != before:
                     self.models.mark_dirty(partition)
                 self.clock_moved(partition)
+                # A model tick walks the partition's customers: one partition's walk at
+                # a time, so heartbeats, events and the web views get in between.
+                await asyncio.sleep(0)
         self.update_gauges()
         if time.monotonic() - self.surge_saved_at >= self.settings.checkpoint_interval_s:
             self.checkpoint_surge()
         due = self.models.checkpoint_due()
         if due is not None:
             await self.checkpoint([due])
+
+    def probe_loop(self) -> None:
+        """Called every :data:`LOOP_PROBE_S`: how much later than that it came."""
+        now = time.monotonic()
+        if self.loop_probed_at is not None:
+            metrics.LOOP_DELAY.observe(max(now - self.loop_probed_at - LOOP_PROBE_S, 0.0))
+        self.loop_probed_at = now
 
     def update_gauges(self) -> None:
         consumer = self.sa.app.consumer
@@ -479,19 +497,31 @@ def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
-    """Re-score the quiet customers of one partition at event time ``at_ms``."""
+async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
+    """Re-score the quiet customers of one partition at event time ``at_ms``, a slice at a
+    time: a partition's scan can take seconds, and the loop must not stall that long."""
     metrics.SCANS.inc()
     processor = edge.models.get(partition)
-    # Listed first: publishing writes to the table being walked.
-    for state in list(processor.customers()):
-        try:
-            out = processor.rescore(state, at_ms)
-        except Exception:  # one customer's bug must not stop the scan of the others
-            log.exception("scan at %d failed for customer %r", at_ms, state.customer_id)
-            continue
-        if out is not None:
-            edge.publish(out)
+    table = edge.sa.customers
+    # Ids listed first: publishing writes to the table being walked.
+    ids = [c for c in table if partition_for(c, edge.sa.input_partitions) == partition]
+    for start in range(0, len(ids), SCAN_SLICE):
+        if start:
+            await asyncio.sleep(0)
+            if partition not in edge.owned():
+                return  # moved to another worker: the rest wait for its next scan
+        for customer_id in ids[start : start + SCAN_SLICE]:
+            # Read now, not listed: an event may have changed the customer meanwhile.
+            raw = table.get(customer_id)
+            if raw is None:
+                continue  # forgotten meanwhile
+            try:
+                out = processor.rescore(CustomerState.from_bytes(raw), at_ms)
+            except Exception:  # one customer's bug must not stop the scan of the others
+                log.exception("scan at %d failed for customer %r", at_ms, customer_id)
+                continue
+            if out is not None:
+                edge.publish(out)
 
 
 def register(sa: ScorerApp) -> Edge:
@@ -517,7 +547,7 @@ def register(sa: ScorerApp) -> Edge:
         async for event in stream.events():
             message = event.message
             at_ms = int(orjson.loads(message.value)["at"])
-            scan_partition(edge, message.partition, at_ms)
+            await scan_partition(edge, message.partition, at_ms)
 
     async def surge(stream: Any) -> None:
         async for event in stream.events():
@@ -532,6 +562,9 @@ def register(sa: ScorerApp) -> Edge:
 
     async def clock() -> None:
         await edge.on_timer()
+
+    async def loop_probe() -> None:
+        edge.probe_loop()
 
     app = sa.app
 
@@ -560,4 +593,5 @@ def register(sa: ScorerApp) -> Edge:
     sa.app.agent(sa.topics.scan, name="scan-quiet-customers")(scan)
     sa.app.agent(sa.topics.feedback_signals, name="detect-sentiment-surge")(surge)
     sa.app.timer(interval=min(1.0, sa.settings.watermark_idle_s / 2))(clock)
+    sa.app.timer(interval=LOOP_PROBE_S)(loop_probe)
     return edge

@@ -49,6 +49,12 @@ EVENT_TO_ALERT = Histogram(
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+LOOP_DELAY = Histogram(
+    "crm_event_loop_delay_seconds",
+    "How late a 0.25-s probe timer woke: how long the event loop was busy in one piece "
+    "(consumer heartbeats, /metrics and /ready wait that long).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 CONSUMER_LAG = Gauge(
     "crm_consumer_lag_messages",
     "Messages in an owned input partition not yet read by this worker.",

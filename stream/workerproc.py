@@ -69,6 +69,18 @@ class WorkerProcess:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
+    def buckets(self, name: str) -> dict[float, float]:
+        """The cumulative buckets of histogram ``name`` (upper bound: count), one scrape."""
+        status, body = self.get("/metrics", timeout=10)
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}; log: {self.log_path}")
+        return {
+            float(sample.labels["le"]): sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == f"{name}_bucket"
+        }
+
     def wait_metric(
         self,
         name: str,
@@ -78,12 +90,14 @@ class WorkerProcess:
         **labels: str,
     ) -> float:
         """:meth:`metric` once ``done(value)``; its last value if ``timeout_s`` ran out
-        first (the caller decides whether that is an error)."""
+        first (the caller decides whether that is an error). A scrape that times out (the
+        worker's loop held that long) is waited out too, as not done yet."""
         deadline = time.monotonic() + timeout_s
         value = self.metric(name, **labels)
         while not done(value) and time.monotonic() < deadline:
             time.sleep(poll_s)
-            value = self.metric(name, **labels)
+            with contextlib.suppress(OSError):
+                value = self.metric(name, **labels)
         return value
 
     def wait_ready(self, timeout_s: float = 60.0) -> float:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bench import latency, pipeline, state, throughput
@@ -43,3 +45,5 @@ def test_state_recovers_every_customer_on_a_new_disk() -> None:
     result = state.measure(events, timeout_s=240)
     assert result.recovered == result.customers == len({e["customer_id"] for e in events})
     assert result.loaded_rss > 0 and result.restart_ready_s > 0
+    assert result.loop_delay[math.inf] > 0  # the worker's loop was probed while applying
+    assert "event loop held in one piece while applying" in result.table()

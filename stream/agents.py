@@ -38,6 +38,7 @@ from schemas.dead_letter import DeadLetter, RejectReason, b64
 from schemas.events import ID_MAX_CHARS, EventType
 from schemas.wire import Rejected, decode_event
 from stream import metrics
+from stream.app import partition_items
 from stream.checkpoints import CheckpointStore
 from stream.clock import RateLimit, Watermark
 from stream.partitions import PartitionModels
@@ -504,7 +505,7 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
     processor = edge.models.get(partition)
     table = edge.sa.customers
     # Ids listed first: publishing writes to the table being walked.
-    ids = [c for c in table if partition_for(c, edge.sa.input_partitions) == partition]
+    ids = [c for c, _ in partition_items(table, partition, edge.sa.input_partitions)]
     for start in range(0, len(ids), SCAN_SLICE):
         if start:
             await asyncio.sleep(0)

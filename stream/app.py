@@ -59,22 +59,23 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def partition_values(table: Any, partition: int, partitions: int) -> Iterator[bytes]:
-    """The values of one partition of a table keyed by customer id (as written: a worker
-    writes a customer only in its own partition's context). On RocksDB Faust keeps one
-    database per partition: only that one is walked. Walking the whole table for each
-    partition's model tick held the event loop 3-5 s at 95,000 customers
+def partition_items(table: Any, partition: int, partitions: int) -> Iterator[tuple[str, bytes]]:
+    """The (customer id, value) pairs of one partition of a table keyed by customer id (as
+    written: a worker writes a customer only in its own partition's context). On RocksDB
+    Faust keeps one database per partition: only that one is walked. Walking the whole
+    table for each partition's model tick held the event loop 3-5 s at 95,000 customers
     (docs/benchmarks.md)."""
     store = table.data
     databases = getattr(store, "_dbs", None)  # faust.stores.rocksdb.Store (pinned)
-    if isinstance(databases, dict) and hasattr(store, "_visible_values"):
+    if isinstance(databases, dict) and hasattr(store, "_visible_items"):
         database = databases.get(partition)
         if database is not None:
-            yield from store._visible_values(database)
+            for key, value in store._visible_items(database):
+                yield store._decode_key(key), value
         return
     for customer_id, raw in table.items():
         if partition_for(customer_id, partitions) == partition:
-            yield raw
+            yield customer_id, raw
 
 
 def raw_table(
@@ -169,7 +170,7 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
 
     def new_processor(partition: int, scorer: RetentionModels | None = None) -> EventProcessor:
         def customers_of_partition() -> Iterator[CustomerState]:
-            for raw in partition_values(customers, partition, input_partitions):
+            for _, raw in partition_items(customers, partition, input_partitions):
                 yield CustomerState.from_bytes(raw)
 
         if scorer is None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from stream.broker import free_port
 
@@ -57,29 +58,29 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())
 
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of ``name`` on ``/metrics`` whose labels include ``labels``."""
+    def samples(self, name: str) -> list[Sample]:
+        """The samples named ``name`` on ``/metrics``, from one scrape."""
         status, body = self.get("/metrics", timeout=10)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}; log: {self.log_path}")
-        return sum(
-            sample.value
+        return [
+            sample
             for family in text_string_to_metric_families(body.decode())
             for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+            if sample.name == name
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` on ``/metrics`` whose labels include ``labels``."""
+        return sum(
+            sample.value
+            for sample in self.samples(name)
+            if all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
     def buckets(self, name: str) -> dict[float, float]:
         """The cumulative buckets of histogram ``name`` (upper bound: count), one scrape."""
-        status, body = self.get("/metrics", timeout=10)
-        if status != 200:
-            raise RuntimeError(f"/metrics answered {status}; log: {self.log_path}")
-        return {
-            float(sample.labels["le"]): sample.value
-            for family in text_string_to_metric_families(body.decode())
-            for sample in family.samples
-            if sample.name == f"{name}_bucket"
-        }
+        return {float(s.labels["le"]): s.value for s in self.samples(f"{name}_bucket")}
 
     def wait_metric(
         self,

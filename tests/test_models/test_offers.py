@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from typing import Any
+
+import pytest
+
+from models.offers import CoPurchaseOffers
+
+
+def random_orders(seed: int, count: int) -> list[tuple[list[str], list[str]]]:
+    """(history, order) pairs: 40 customers over 60 products, popular ones more often."""
+    rng = random.Random(seed)
+    products = [f"p{n}" for n in range(60)]
+    weights = [1.0 / (n + 1) for n in range(60)]
+    bought: dict[int, dict[str, None]] = {}
+    out = []
+    for _ in range(count):
+        customer = rng.randrange(40)
+        order = rng.choices(products, weights, k=rng.randint(1, 8))
+        history = bought.setdefault(customer, {})
+        out.append((list(history), order))
+        for product in order:
+            history.pop(product, None)
+            history[product] = None
+    return out
+
+
+def reference_scores(model: CoPurchaseOffers, history: list[str]) -> dict[str, float]:
+    """The docstring's formula, one link at a time."""
+    owned = set(history)
+    scores: dict[str, float] = {}
+    for i in dict.fromkeys(history[-model.history :]):
+        links = model.co.get(i)
+        if links is None:
+            continue
+        for n, count in links.as_dict().items():
+            j = model.names[n]
+            if j not in owned:
+                scores[j] = scores.get(j, 0.0) + count / math.sqrt(
+                    model.orders[i] * model.orders[j]
+                )
+    return scores
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_offers_are_the_best_scored_by_the_formula(seed: int) -> None:
+    model = CoPurchaseOffers(neighbours=5, history=6)  # small: pruning and the cap happen
+    for history, order in random_orders(seed, 400):
+        offers = model.recommend(history, k=4)
+        scores = reference_scores(model, history)
+        best = sorted(scores.values(), reverse=True)[:4]
+        got = [scores[j] for j in offers[: len(best)]]
+        assert got == pytest.approx(best, rel=1e-12)
+        assert not set(offers) & set(history) and len(set(offers)) == len(offers)
+        model.learn_one(history, order)
+
+
+def test_links_are_pruned_to_the_strongest() -> None:
+    model = CoPurchaseOffers(neighbours=3)
+    for n in range(7):  # "tea" linked to 7 products, p0 the most often
+        for _ in range(7 - n):
+            model.learn_one(["tea"], [f"p{n}"])
+    links = model.co["tea"].as_dict()
+    assert len(links) <= 6
+    assert [model.names[j] for j in links][:3] == ["p0", "p1", "p2"]
+
+
+def test_a_model_pickled_with_named_links_loads_and_goes_on_the_same() -> None:
+    orders = random_orders(1, 300)
+    model = CoPurchaseOffers(neighbours=5, history=6)
+    for history, order in orders[:200]:
+        model.learn_one(history, order)
+    # The state as it was pickled before the links were kept in arrays.
+    old: dict[str, Any] = {
+        "neighbours": model.neighbours,
+        "history": model.history,
+        "orders": dict(model.orders),
+        "co": {
+            i: {model.names[j]: c for j, c in links.as_dict().items()}
+            for i, links in model.co.items()
+        },
+        "inv_root": {j: 1.0 / math.sqrt(n) for j, n in model.orders.items()},
+        "learned": model.learned,
+        "ranked": list(model.ranked),
+        "ranked_at": model.ranked_at,
+    }
+    loaded = CoPurchaseOffers.__new__(CoPurchaseOffers)
+    loaded.__setstate__(old)
+    again = pickle.loads(pickle.dumps(model))
+    for history, order in orders[200:]:
+        expected = model.recommend(history, k=5)
+        assert loaded.recommend(history, k=5) == expected
+        assert again.recommend(history, k=5) == expected
+        for m in (model, loaded, again):
+            m.learn_one(history, order)

@@ -52,9 +52,13 @@ class Links:
         return self.ids[: self.size].copy(), self.counts[: self.size].copy()
 
     def __setstate__(self, state: tuple[np.ndarray, np.ndarray]) -> None:
-        self.ids, self.counts = state
-        self.slots = {j: place for place, j in enumerate(self.ids.tolist())}
-        self.size = len(self.slots)
+        self._hold(*state)
+
+    def _hold(self, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Hold exactly these links (``ids`` distinct), in this order."""
+        self.ids, self.counts = ids, counts
+        self.slots = {j: place for place, j in enumerate(ids.tolist())}
+        self.size = len(ids)
 
     def add(self, ids: list[int]) -> None:
         """One more order of each of ``ids`` (distinct)."""
@@ -75,9 +79,7 @@ class Links:
     def keep_strongest(self, n: int) -> None:
         """Only the ``n`` strongest links, strongest first (ties: linked first)."""
         kept = np.argsort(-self.counts[: self.size], kind="stable")[:n]
-        self.ids, self.counts = self.ids[kept], self.counts[kept]
-        self.slots = {j: place for place, j in enumerate(self.ids.tolist())}
-        self.size = len(kept)
+        self._hold(self.ids[kept], self.counts[kept])
 
     def as_dict(self) -> dict[int, float]:
         n = self.size
@@ -179,22 +181,22 @@ class CoPurchaseOffers:
 
 
 def _from_named_links(state: dict[str, Any]) -> dict[str, Any]:
-    """A model pickled with its links as ``{i: {j: count}}`` dicts, in today's form."""
+    """A model pickled with its links as ``{i: {j: count}}`` dicts, in today's form (its
+    ``inv_root`` dict is derived from the counts again)."""
     model = CoPurchaseOffers(state["neighbours"], state["history"])
-    for j in state["orders"]:
-        model._id(j)
+    for j, count in state["orders"].items():
+        n = model._id(j)  # first: it may grow inv_root
+        model.inv_root[n] = 1.0 / math.sqrt(count)
     for i, named in state["co"].items():
         links = model.co[i] = Links()
-        for j, count in named.items():
-            links.add([model._id(j)])
-            links.counts[links.size - 1] = count
-    new = dict(vars(model))
-    new.update(
-        orders=state["orders"],
-        learned=state["learned"],
-        ranked=state["ranked"],
-        ranked_at=state["ranked_at"],
-    )
-    for j, n in new["index"].items():
-        new["inv_root"][n] = state["inv_root"].get(j, 0.0)
-    return new
+        links._hold(
+            np.array([model.index[j] for j in named], dtype=np.intp),
+            np.array(list(named.values()), dtype=float),
+        )
+    return {
+        **vars(model),
+        "orders": state["orders"],
+        "learned": state["learned"],
+        "ranked": state["ranked"],
+        "ranked_at": state["ranked_at"],
+    }

@@ -130,8 +130,8 @@ class MultinomialNaiveBayes:
         vocabulary = alpha * self.vocabulary
         total = sum(counts.values())
         # sum(f * log((n + alpha) / den)) as f . log(n + alpha) - sum(f) * log(den), the
-        # counts looked up and the logs taken in C: a review has hundreds of n-grams, and
-        # a Python loop over them was half the cost of a feedback event.
+        # counts looked up and the logs taken in C: a text has hundreds of n-grams (1.3x
+        # faster than a Python loop over them, docs/benchmarks.md).
         features = list(x)
         frequencies = np.array(list(x.values()), dtype=float)
         total_frequency = float(frequencies.sum())

@@ -1,6 +1,8 @@
 """Event-to-score and event-to-alert latency of the worker at a fixed input rate, on the
 embedded broker: events are produced live (event time = now), paced at ``--rate``;
-latency is the output record's Kafka timestamp minus the input record's.
+latency is the output record's Kafka timestamp minus the input record's, and the time a
+consumer reading the outputs live receives it minus the same (which includes how long
+the record waited to be sent: ``CRM_OUTPUT_LINGER_MS``, and the consumer's own fetch).
 
     python -m bench.latency --rate 1000 [--seconds 60] [--customers 50000]
 
@@ -33,6 +35,9 @@ class Latency:
     sent: int
     scores_ms: list[float]
     alerts_ms: list[float]
+    #: The same, as a consumer reading live received them.
+    scores_seen_ms: list[float]
+    alerts_seen_ms: list[float]
 
     @staticmethod
     def _p(values: list[float], q: int) -> str:
@@ -43,8 +48,10 @@ class Latency:
     def table(self) -> str:
         rows = ["| output | records | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
         for name, values in (
-            ("event to score", self.scores_ms),
-            ("event to alert", self.alerts_ms),
+            ("event to score (record timestamp)", self.scores_ms),
+            ("event to alert (record timestamp)", self.alerts_ms),
+            ("event to score, received by a consumer", self.scores_seen_ms),
+            ("event to alert, received by a consumer", self.alerts_seen_ms),
         ):
             rows.append(
                 f"| {name} | {len(values):,} | {self._p(values, 50)} | {self._p(values, 99)} |"
@@ -79,9 +86,12 @@ async def paced(settings: Settings, events: list[dict[str, Any]], rate: float) -
     return sent_at
 
 
-async def outputs(settings: Settings, wanted: set[str], timeout_s: float) -> list[Any]:
-    """Score and alert records until every event in ``wanted`` has its score (scans
-    publish scores of their own, with no event id)."""
+async def live(
+    settings: Settings, events: list[dict[str, Any]], rate: float, timeout_s: float
+) -> tuple[dict[str, int], list[tuple[Any, float]]]:
+    """Send the events paced while a consumer reads the scores and alerts live, until
+    every event has its score (scans publish scores of their own, with no event id):
+    the send times, and each output record with the time it was received (ms)."""
     consumer = AIOKafkaConsumer(
         settings.topic_scores,
         settings.topic_alerts,
@@ -89,21 +99,29 @@ async def outputs(settings: Settings, wanted: set[str], timeout_s: float) -> lis
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        fetch_max_wait_ms=10,  # the embedded broker holds a fetch this long when idle
     )
     await consumer.start()
-    got: list[Any] = []
-    missing = set(wanted)
-    deadline = time.monotonic() + timeout_s
-    try:
+    got: list[tuple[Any, float]] = []
+    missing = {str(event["event_id"]) for event in events}
+
+    async def read() -> None:
+        deadline = time.monotonic() + timeout_s
         while missing and time.monotonic() < deadline:
             for messages in (await consumer.getmany(timeout_ms=500)).values():
+                received_ms = time.time() * 1000
                 for message in messages:
-                    got.append(message)
+                    got.append((message, received_ms))
                     if message.topic == settings.topic_scores:
                         missing.discard(orjson.loads(message.value).get("event_id"))
+
+    try:
+        reader = asyncio.create_task(read())
+        sent_at = await paced(settings, events, rate)
+        await reader
     finally:
         await consumer.stop()
-    return got
+    return sent_at, got
 
 
 def measure(rate: float, seconds: float, customers: int) -> Latency:
@@ -122,20 +140,22 @@ def measure(rate: float, seconds: float, customers: int) -> Latency:
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             worker.wait_ready(timeout_s=120)
-            sent_at = asyncio.run(paced(settings, events, rate))
-            records = asyncio.run(outputs(settings, set(sent_at), timeout_s=seconds + 120))
+            sent_at, records = asyncio.run(live(settings, events, rate, seconds + 120))
         finally:
             worker.stop()
-    scores_ms: list[float] = []
-    alerts_ms: list[float] = []
-    for record in records:
+    latency = Latency(rate, len(events), [], [], [], [])
+    for record, received_ms in records:
         body = orjson.loads(record.value)
         sent = sent_at.get(body.get("event_id") or "")
-        if sent is not None:
-            (scores_ms if record.topic == settings.topic_scores else alerts_ms).append(
-                record.timestamp - sent
-            )
-    return Latency(rate, len(events), scores_ms, alerts_ms)
+        if sent is None:
+            continue
+        if record.topic == settings.topic_scores:
+            latency.scores_ms.append(record.timestamp - sent)
+            latency.scores_seen_ms.append(received_ms - sent)
+        else:
+            latency.alerts_ms.append(record.timestamp - sent)
+            latency.alerts_seen_ms.append(received_ms - sent)
+    return latency
 
 
 def main() -> None:

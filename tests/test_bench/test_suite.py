@@ -36,6 +36,10 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     assert result.sent == 600
     assert len(result.scores_ms) == result.sent  # one score per event, each matched
     assert all(ms >= 0 for ms in result.scores_ms)
+    assert len(result.scores_seen_ms) == result.sent
+    # Received no earlier than stamped (the clocks are one machine's; 1 ms of rounding).
+    pairs = zip(result.scores_seen_ms, result.scores_ms, strict=True)
+    assert all(seen >= ms - 1 for seen, ms in pairs)
     assert "event to score" in result.table()
 
 

@@ -2,7 +2,7 @@
 embedded broker: events are produced live (event time = now), paced at ``--rate``;
 latency is the output record's Kafka timestamp minus the input record's, and the time a
 consumer reading the outputs live receives it minus the same (which includes how long
-the record waited to be sent: ``CRM_OUTPUT_LINGER_MS``, and the consumer's own fetch).
+the record waited in the producer after it was stamped, and the consumer's own fetch).
 
     python -m bench.latency --rate 1000 [--seconds 60] [--customers 50000]
 

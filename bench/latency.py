@@ -115,11 +115,12 @@ async def live(
                     if message.topic == settings.topic_scores:
                         missing.discard(orjson.loads(message.value).get("event_id"))
 
+    reader = asyncio.create_task(read())
     try:
-        reader = asyncio.create_task(read())
         sent_at = await paced(settings, events, rate)
         await reader
     finally:
+        reader.cancel()  # when sending failed: the reader must not outlive its consumer
         await consumer.stop()
     return sent_at, got
 

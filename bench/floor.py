@@ -6,7 +6,10 @@ reading the same input topics from the beginning):
 - ``table``: and its bytes written to a RocksDB table keyed by customer (a changelog
   record per event, as the product's state write);
 - ``score``: and one record published per event with ``send_soon`` (as the product's
-  score).
+  score was until it had its own record batches);
+- ``batched``: the table write and the record of ``score``, as the product writes them
+  now: the store written directly, the changelog record and the score appended to the
+  worker's record batches (``stream.sink``, ``stream.tables``).
 
 ``python -m bench.throughput`` runs them beside the product and the bound. Run alone:
 ``python -m bench.floor --variant table --total N`` with the worker's ``CRM_*``
@@ -20,16 +23,18 @@ import asyncio
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from stream.app import faust_app, raw_table, raw_topic
 from stream.settings import Settings
+from stream.tables import CustomerTable
 from stream.topics import ensure_topics
+from stream.transport import Producer
 from stream.worker import faust_worker
 
-VARIANTS = ("agent", "table", "score")
+VARIANTS = ("agent", "table", "score", "batched")
 
 
 def run(settings: Settings, variant: str, total: int) -> None:
@@ -41,13 +46,20 @@ def run(settings: Settings, variant: str, total: int) -> None:
         raw_table(app, settings, "customers", partitions, "floor") if variant != "agent" else None
     )
     scores = raw_topic(app, settings.topic_scores, settings.topic_partitions)
+    sink = cast(Producer, app.producer).batches
+    batched = CustomerTable(table, sink) if variant == "batched" else None
     seen = [0, 0.0]
 
     async def agent(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             customer_id = orjson.loads(message.value)["customer_id"]
-            if table is not None:
+            if batched is not None:
+                batched.set(customer_id, message.partition, message.value)
+                sink.append_keyed(settings.topic_scores, customer_id, message.value)
+                if sink.backlog > sink.max_backlog:
+                    await sink.ebb()
+            elif table is not None:
                 table[customer_id] = message.value
             if variant == "score":
                 scores.send_soon(key=message.key, value=message.value)

@@ -10,8 +10,9 @@ and stream, real review texts).
 (b) the bound: one plain aiokafka loop calling the same ``models/`` code through
     :class:`stream.processor.EventProcessor` (one per partition, as the worker), state
     as objects in a dict, scores and alerts produced to their topics, no framework;
-(c1-c3) the framework's floor (bench/floor.py): Faust workers configured as the product
-    doing none of its work, then a table write per event, then also a record sent.
+(c1-c4) the framework's floor (bench/floor.py): Faust workers configured as the product
+    doing none of its work, then a table write per event, then also a record sent, then
+    the same two written as the product writes them (its record batches).
 
 All read every event from the beginning of the input topics. The ratio a/b is what the
 framework and the worker's own plumbing cost, a/c what the product's work costs on top
@@ -201,6 +202,7 @@ FLOOR_NAMES = {
     "agent": "(c1) Faust floor: an agent per topic, decode",
     "table": "(c2) floor + a table write per event",
     "score": "(c3) floor + a table write and a record sent per event",
+    "batched": "(c4) floor + the same two through the worker's record batches",
 }
 
 

@@ -8,10 +8,12 @@ Errors at the Kafka edge are logged with topic, partition and offset, and decide
 explicitly: bad input and processing failures go to the dead-letter topic and the
 agent goes on; nothing is dropped silently.
 
-Everything is published with ``send_soon``: one ordered producer buffer for all agents,
-so a customer's scores reach their partition in processing order (awaited ``send`` calls
-from three agents can wake out of order under back-pressure), and Faust flushes that
-buffer before it commits offsets, which keeps delivery at-least-once.
+A customer's state (the table's changelog), scores, alerts and feedback outcomes go
+through one record sink (:mod:`stream.sink`): appended in processing order to a batch
+per topic partition, without waiting (awaited sends from three agents could wake out of
+order under back-pressure), and all delivered before Faust commits offsets, which keeps
+delivery at-least-once. The rare records (dead letters, re-routed events, scan ticks,
+checkpoints) keep Faust's ``send_soon``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -37,12 +39,13 @@ from schemas.alerts import RiskAlert
 from schemas.dead_letter import DeadLetter, RejectReason, b64
 from schemas.events import ID_MAX_CHARS, EventType
 from schemas.wire import Rejected, decode_event
-from stream import metrics
+from stream import metrics, transport
 from stream.app import partition_items
 from stream.checkpoints import CheckpointStore
 from stream.clock import RateLimit, Watermark
 from stream.partitions import PartitionModels
 from stream.processor import Processed, SurgeWatch
+from stream.tables import CustomerTable
 from stream.topics import partition_for
 from stream.web import is_ready
 
@@ -105,6 +108,11 @@ class Edge:
     def __init__(self, sa: ScorerApp) -> None:
         self.sa = sa
         self.settings = settings = sa.settings
+        self.sink = cast(transport.Producer, sa.app.producer).batches
+        self.customers = CustomerTable(sa.customers, self.sink)
+        self.scores_topic = sa.topics.scores.get_topic_name()
+        self.alerts_topic = sa.topics.alerts.get_topic_name()
+        self.feedback_signals_topic = sa.topics.feedback_signals.get_topic_name()
         self.watermark = Watermark(settings.watermark_idle_s)
         self.models = PartitionModels(
             sa.new_processor,
@@ -243,24 +251,24 @@ class Edge:
         if self.customer_counts is not None:
             self.customer_counts[partition] += change
 
-    def publish(self, out: Processed, received_ts: float | None = None) -> None:
-        """Write a customer's new state and publish its score, alerts and feedback outcome
-        (``received_ts``: the Kafka timestamp of the message behind it, in seconds)."""
+    def publish(self, out: Processed, partition: int, received_ts: float | None = None) -> None:
+        """Write a customer's new state (``partition``: theirs) and publish its score,
+        alerts and feedback outcome (``received_ts``: the Kafka timestamp of the message
+        behind it, in seconds)."""
         customer_id = out.state.customer_id
-        self.sa.customers[customer_id] = out.state.to_bytes()
-        key = customer_id.encode()
-        self.sa.topics.scores.send_soon(key=key, value=out.score.model_dump_json().encode())
+        self.customers.set(customer_id, partition, out.state.to_bytes())
+        self.sink.append_keyed(self.scores_topic, customer_id, out.score.model_dump_json().encode())
         for alert in out.alerts:
-            if self.publish_alert(key, alert) and received_ts:
+            if self.publish_alert(customer_id, alert) and received_ts:
                 latency = max(time.time() - received_ts, 0.0)
                 metrics.EVENT_TO_ALERT.labels(alert.kind.value).observe(latency)
         for kind in out.suppressed:
             metrics.ALERTS_SUPPRESSED.labels(kind.value, "cooldown").inc()
         if out.feedback_negative is not None:
             signal = orjson.dumps({"ts": out.ts_ms, "negative": out.feedback_negative})
-            self.sa.topics.feedback_signals.send_soon(key=None, value=signal, partition=0)
+            self.sink.append(self.feedback_signals_topic, 0, None, signal)
 
-    def publish_alert(self, key: bytes, alert: RiskAlert) -> bool:
+    def publish_alert(self, key: str, alert: RiskAlert) -> bool:
         """Publish unless the rate limit holds it back (then count it); True if sent."""
         if not self.rate_limit.allow():
             metrics.ALERTS_SUPPRESSED.labels(alert.kind.value, "rate_limit").inc()
@@ -274,7 +282,7 @@ class Edge:
                     alert.alert_id,
                 )
             return False
-        self.sa.topics.alerts.send_soon(key=key, value=alert.model_dump_json().encode())
+        self.sink.append_keyed(self.alerts_topic, key, alert.model_dump_json().encode())
         metrics.ALERTS.labels(alert.kind.value).inc()
         return True
 
@@ -399,7 +407,7 @@ class TopicHandler:
             return
         watermark = self.edge.watermark.observe(where[:2], event.ts_ms)
         try:
-            raw = self.sa.customers.get(customer_id)
+            raw = self.edge.customers.get(customer_id)
             before = CustomerState.from_bytes(raw) if raw is not None else None
             processor = models.get(partition)
             result = processor.process(before, event, SourcePosition(*where), watermark)
@@ -410,7 +418,7 @@ class TopicHandler:
         if result is None:
             metrics.EVENTS.labels(message.topic, "duplicate").inc()
             return
-        self.edge.publish(result, message.timestamp)
+        self.edge.publish(result, partition, message.timestamp)
         if raw is None:
             self.edge.customer_added(partition)
         metrics.EVENTS.labels(message.topic, "ok").inc()
@@ -459,10 +467,10 @@ class TopicHandler:
         scorer = self.edge.models.get(partition).scorer
         if isinstance(scorer, RetentionModels):
             scorer.forget(customer_id)
-        if self.sa.customers.get(customer_id) is not None:
-            del self.sa.customers[customer_id]
+        if self.edge.customers.get(customer_id) is not None:
+            self.edge.customers.delete(customer_id, partition)
             self.edge.customer_added(partition, -1)
-        self.sa.topics.scores.send_soon(key=key, value=None)
+        self.edge.sink.append_keyed(self.edge.scores_topic, customer_id, None)
         metrics.CUSTOMERS_FORGOTTEN.inc()
         metrics.EVENTS.labels(message.topic, "forgotten").inc()
         # The position, not the id: the log should not become a list of who asked.
@@ -509,11 +517,12 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
     for start in range(0, len(ids), SCAN_SLICE):
         if start:
             await asyncio.sleep(0)
+            await edge.sink.ebb()
             if partition not in edge.owned():
                 return  # moved to another worker: the rest wait for its next scan
         for customer_id in ids[start : start + SCAN_SLICE]:
             # Read now, not listed: an event may have changed the customer meanwhile.
-            raw = table.get(customer_id)
+            raw = edge.customers.get(customer_id)
             if raw is None:
                 continue  # forgotten meanwhile
             try:
@@ -522,7 +531,7 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
                 log.exception("scan at %d failed for customer %r", at_ms, customer_id)
                 continue
             if out is not None:
-                edge.publish(out)
+                edge.publish(out, partition)
 
 
 def register(sa: ScorerApp) -> Edge:
@@ -539,8 +548,11 @@ def register(sa: ScorerApp) -> Edge:
         handler = TopicHandler(edge, expected)  # type: ignore[arg-type]
 
         async def agent(stream: Any, handler: TopicHandler = handler) -> None:
+            sink = handler.edge.sink
             async for event in stream.events():
                 handler.handle(event.message)
+                if sink.backlog > sink.max_backlog:
+                    await sink.ebb()
 
         sa.app.agent(topic, name=f"consume-{name}")(agent)
 
@@ -559,7 +571,7 @@ def register(sa: ScorerApp) -> Edge:
             alert = watch.observe(int(signal["ts"]), bool(signal["negative"]))
             edge.surge_offset = event.message.offset
             if alert is not None:
-                edge.publish_alert(alert.kind.value.encode(), alert)
+                edge.publish_alert(alert.kind.value, alert)
 
     async def clock() -> None:
         await edge.on_timer()

@@ -115,6 +115,7 @@ def faust_app(settings: Settings, input_partitions: int) -> faust.App:
     return transport.App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        output_linger_s=settings.output_linger_ms / 1000,
         broker=settings.faust_broker,
         broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",

@@ -141,3 +141,9 @@ SURGE_ARMED = Gauge(
     "Surge detector: 1 when armed, 0 after a surge until the share is back to normal.",
     ["partition"],
 )
+OUTPUT_BATCH_RECORDS = Histogram(
+    "crm_output_batch_records",
+    "Records per batch handed to the producer for the state changelog, scores, alerts and "
+    "feedback outcomes (stream.sink): more per batch under load, one when idle.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)

@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest record batch the worker's producer builds per partition.",
     )
+    output_linger_ms: float = Field(
+        default=20,
+        ge=0,
+        le=1_000,
+        description="How long the worker's state, scores and alerts wait to fill a batch "
+        "before they are sent: fewer, larger batches for up to that much more latency.",
+    )
     churn_horizon_days: float = Field(
         default=90.0, gt=0, description="A customer with no purchase for this long has churned."
     )

@@ -1,5 +1,6 @@
 """Faust's aiokafka transport, with the worker consumer's fetch wait taken from the
-settings (``CRM_FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1,500 ms.
+settings (``CRM_FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1,500 ms, and a producer
+that also sends the worker's record batches (:class:`stream.sink.BatchSink`).
 
 The wait is how long a broker may hold a fetch that found nothing new. Apache Kafka
 answers as soon as a record arrives; a broker that holds the fetch for the whole wait
@@ -13,6 +14,8 @@ from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from stream.sink import BatchSink
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -28,15 +31,46 @@ class Consumer(faust_aiokafka.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class Producer(faust_aiokafka.Producer):
+    """Faust's producer, whose aiokafka producer also takes the sink's batches. Faust
+    flushes it before committing offsets and we do at a rebalance: the sink's batches
+    are handed over and delivered first."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches = BatchSink(linger_s=cast(App, self.app).output_linger_s)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        app = self.transport.app
+
+        def stop_worker(exc: BaseException) -> None:
+            self.add_future(app.crash(exc))
+
+        self.batches.start(self._ensure_producer(), stop_worker)
+
+    async def flush(self) -> None:
+        await self.batches.flush()
+        await super().flush()
+
+    async def on_stop(self) -> None:
+        await self.batches.stop()
+        await super().on_stop()
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
 
 
 class App(faust.App):
     """``faust.App`` on :class:`Transport`, with the worker consumer's fetch wait."""
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fetch_max_wait_ms: int, output_linger_s: float, **kwargs: Any
+    ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.output_linger_s = output_linger_s
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Transport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import random
@@ -10,11 +11,15 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
 
+from stream.app import faust_app, raw_table
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from tests.conftest import StartWorker
@@ -278,6 +283,31 @@ def test_mixed_batch_state_dead_letters_alerts(
     ) == sorted(code for *_, code in malformed)
 
 
+def assert_changelog_offsets_persisted(settings: Settings, data_dir: Path) -> None:
+    """Each partition's RocksDB states the last changelog offset it holds (written when
+    the sink's batch is stored, stream.tables): a restart on the same disk replays only
+    what came after it."""
+    changelog = f"{settings.app_id}-customers-changelog"
+    ends = asyncio.run(end_offsets(settings, changelog))
+    assert sum(ends.values()) > 0
+    on_disk = settings.model_copy(update={"table_store": "rocksdb", "data_dir": data_dir})
+    app = faust_app(on_disk, len(ends))
+    table = raw_table(app, on_disk, "customers", len(ends), "test")
+    assert table.changelog_topic.get_topic_name() == changelog
+    persisted = {p: table.data.persisted_offset(TP(changelog, p)) for p in ends}
+    assert persisted == {p: end - 1 if end else None for p, end in ends.items()}
+
+
+async def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(**settings.kafka_client_options())
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
 @pytest.mark.parametrize(
     ("store", "same_data_dir"),
     [("memory", True), ("rocksdb", False), ("rocksdb", True)],
@@ -297,6 +327,8 @@ def test_restarted_worker_recovers_state_from_the_changelog(
     send(settings, wire(settings, batch_a))
     collect(settings, "scores", scores_caught_up(expected_state(batch_a)))
     assert first.stop() == 0
+    if store == "rocksdb":
+        assert_changelog_offsets_persisted(settings, tmp_path / "d1")
 
     data_dir = tmp_path / ("d1" if same_data_dir else "d2")
     second = start_worker("w2", CRM_TABLE_STORE=store, CRM_DATA_DIR=str(data_dir))

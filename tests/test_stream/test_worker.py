@@ -294,7 +294,11 @@ def assert_changelog_offsets_persisted(settings: Settings, data_dir: Path) -> No
     app = faust_app(on_disk, len(ends))
     table = raw_table(app, on_disk, "customers", len(ends), "test")
     assert table.changelog_topic.get_topic_name() == changelog
-    persisted = {p: table.data.persisted_offset(TP(changelog, p)) for p in ends}
+    try:
+        persisted = {p: table.data.persisted_offset(TP(changelog, p)) for p in ends}
+    finally:  # the next worker opens these databases: release their locks now
+        for database in table.data._dbs.values():
+            database.close()
     assert persisted == {p: end - 1 if end else None for p, end in ends.items()}
 
 

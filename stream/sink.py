@@ -51,8 +51,12 @@ class BatchSink:
         self._producer: Any = None
         #: Per (topic, partition): batches not yet handed over, the open one last.
         self._queued: dict[tuple[str, int], deque[Any]] = {}
-        #: The task handing each partition's batches over, while it has any.
+        #: The task handing each partition's batches over, while it has any; and for a
+        #: topic whose partition count is being looked up, the task that looks (-1).
         self._hand_overs: dict[tuple[str, int], asyncio.Task[None]] = {}
+        #: Partition counts of the topics appended to by key; records held until known.
+        self._partition_counts: dict[str, int] = {}
+        self._unresolved: dict[str, list[tuple[str, bytes | None]]] = {}
         self._backlog = 0
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._on_delivered: dict[str, Delivered] = {}
@@ -82,17 +86,45 @@ class BatchSink:
         """Records appended and not yet handed to the producer."""
         return self._backlog
 
-    def partitions(self, topic: str) -> int:
-        """The topic's partition count, from the producer's metadata."""
-        known = self._producer.client.cluster.partitions_for_topic(topic)
-        if not known:
-            raise LookupError(f"no metadata for topic {topic!r} yet")
-        return len(known)
-
     def append_keyed(self, topic: str, key: str, value: bytes | None) -> None:
         """Append to the partition Kafka's default partitioner picks for ``key``."""
-        partition = partition_for(key, self.partitions(topic))
-        self.append(topic, partition, key.encode(), value)
+        count = self._partition_counts.get(topic)
+        if count is None:
+            known = self._producer.client.cluster.partitions_for_topic(topic)
+            if not known or topic in self._unresolved:
+                self._resolve_later(topic, key, value)
+                return
+            count = self._partition_counts[topic] = len(known)
+        self.append(topic, partition_for(key, count), key.encode(), value)
+
+    def _resolve_later(self, topic: str, key: str, value: bytes | None) -> None:
+        """Hold a record until the topic's partition count is known, in order with the
+        others held for it. The producer's metadata keeps only the topics it has sent
+        to (aiokafka refreshes just those), so a topic first used late may be missing."""
+        held = self._unresolved.get(topic)
+        if held is None:
+            held = self._unresolved[topic] = []
+            self._hand_overs[(topic, -1)] = asyncio.get_running_loop().create_task(
+                self._resolve(topic)
+            )
+        held.append((key, value))
+        self._backlog += 1
+
+    async def _resolve(self, topic: str) -> None:
+        try:
+            partitions = await self._producer.partitions_for(topic)
+        except Exception as exc:  # no such topic, or no metadata within the timeout
+            self._failed(exc, topic, -1, len(self._unresolved.get(topic, ())))
+            return
+        else:
+            # Kept for the worker's lifetime: more partitions later would move keys.
+            self._partition_counts[topic] = len(partitions)
+            held = self._unresolved.pop(topic)
+            self._backlog -= len(held)
+            for key, value in held:
+                self.append_keyed(topic, key, value)
+        finally:
+            del self._hand_overs[(topic, -1)]
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         if self._producer is None:

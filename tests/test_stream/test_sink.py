@@ -133,3 +133,36 @@ def test_a_batch_that_cannot_be_delivered_stops_the_worker() -> None:
     with EmbeddedBroker() as broker:
         asyncio.run(run(broker))
     assert len(failures) == 1
+
+
+def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
+    broker: EmbeddedBroker,
+) -> None:
+    """aiokafka refreshes metadata only for the topics it sent to: a topic first used
+    late (the alerts) can be missing when its first record is appended."""
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    failures: list[BaseException] = []
+    appended = [(f"c{n % 7}", str(n).encode()) for n in range(300)]
+
+    async def run() -> tuple[bool, dict[int, list[tuple[bytes, bytes]]]]:
+        producer = AIOKafkaProducer(**settings.kafka_client_options())
+        await producer.start()
+        await create_topic(settings)  # after the producer's start: not in its metadata
+        missing = not producer.client.cluster.partitions_for_topic(TOPIC)
+        sink = BatchSink()
+        sink.start(producer, on_failure=failures.append)
+        for n, (customer, value) in enumerate(appended):
+            sink.append_keyed(TOPIC, customer, value)
+            if n == 100:
+                await asyncio.sleep(0.5)  # looked up meanwhile: the rest go straight
+        await sink.flush()
+        await sink.stop()
+        await producer.stop()
+        return missing, await read_all(settings, len(appended))
+
+    missing, got = asyncio.run(run())
+    assert missing and not failures
+    expected: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+    for customer, value in appended:
+        expected[partition_for(customer, PARTITIONS)].append((customer.encode(), value))
+    assert dict(got) == dict(expected)

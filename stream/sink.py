@@ -90,6 +90,8 @@ class BatchSink:
         """Append to the partition Kafka's default partitioner picks for ``key``."""
         count = self._partition_counts.get(topic)
         if count is None:
+            if self._producer is None:
+                raise RuntimeError("the record sink is not started (or stopped)")
             known = self._producer.client.cluster.partitions_for_topic(topic)
             if not known or topic in self._unresolved:
                 self._resolve_later(topic, key, value)
@@ -142,8 +144,6 @@ class BatchSink:
             queue.append(self._producer.create_batch())  # full: a new one (a first record
             queue[-1].append(timestamp=None, key=key, value=value, headers=[])  # always fits)
         self._backlog += 1
-        if self._backlog > self.max_backlog:
-            self._ebbed.clear()
         if (topic, partition) not in self._hand_overs:
             self._hand_overs[(topic, partition)] = asyncio.get_running_loop().create_task(
                 self._hand_over(topic, partition, queue)
@@ -152,6 +152,7 @@ class BatchSink:
     async def ebb(self) -> None:
         """Wait until the backlog is down to its limit (the producer keeps up again)."""
         while self._backlog > self.max_backlog and self.failure is None:
+            self._ebbed.clear()  # set again by the next batch handed over (or a failure)
             await self._ebbed.wait()
 
     async def flush(self) -> None:

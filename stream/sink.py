@@ -1,11 +1,19 @@
 """The worker's per-event records (state changelog, scores, alerts, feedback outcomes)
 produced in batches: one open record batch per topic partition, appended to without
-waiting, handed to the aiokafka producer in order by one task.
+waiting, handed to the aiokafka producer in rounds, state first.
 
 Why not Faust's ``send_soon``: it builds a future message, a pending-message entry and
 an aiokafka send per record, about 190 us on the benchmark machine (docs/benchmarks.md:
 the framework's floor with and without one record per event). Appending to a batch
 costs about 2 us.
+
+**State first.** An alert is recorded in the customer's state (cooldowns, what was last
+alerted), and a redelivered event is recognised after a crash only if that state
+reached the broker. So no output may be stored before the state appended with it: each
+round hands over the state batches (``state_topics``) of everything appended so far,
+waits until the broker has stored them, and only then hands over the round's scores,
+alerts and outcomes. The next round starts meanwhile. This holds across brokers, where
+the state and the alert partitions have different leaders.
 
 Delivery stays at-least-once: the worker's producer (``stream.transport.Producer``)
 hands every open batch over and waits for all of them before Faust commits offsets
@@ -20,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from stream import metrics
@@ -34,36 +42,46 @@ Delivered = Callable[[int, int], None]
 #: Records appended and not yet handed to the producer, above which the agents wait.
 MAX_BACKLOG = 2_000
 
+#: Batches per topic partition, the open one last.
+Batches = dict[tuple[str, int], deque[Any]]
+
 
 class BatchSink:
-    """Record batches per topic partition, handed over in the order they were filled.
+    """Record batches per topic partition, handed over in rounds: a round's state
+    batches are stored before its other batches are handed over.
 
-    The producer is aiokafka's (``create_batch`` and ``send_batch``). Each topic partition
-    with records waiting has one task handing its batches over, one at a time: aiokafka
-    takes a partition's next batch once the last one left, and a task per partition
-    keeps one slow partition from holding back the others.
+    The producer is aiokafka's (``create_batch`` and ``send_batch``). Within a round the
+    partitions are handed over side by side, each partition's batches in order:
+    aiokafka takes a partition's next batch once the last one left, so one slow
+    partition does not hold back the others.
     """
 
     def __init__(self, max_backlog: int = MAX_BACKLOG, linger_s: float = 0.0) -> None:
         self.max_backlog = max_backlog
-        #: How long appended records wait for more before they are handed over.
+        #: How long the first record of a round waits for more before it is handed over.
         self.linger_s = linger_s
+        #: Topics whose batches are stored before the round's others are handed over.
+        self.state_topics: set[str] = set()
         self._producer: Any = None
-        #: Per (topic, partition): batches not yet handed over, the open one last.
-        self._queued: dict[tuple[str, int], deque[Any]] = {}
-        #: The task handing each partition's batches over, while it has any; and for a
-        #: topic whose partition count is being looked up, the task that looks (-1).
-        self._hand_overs: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._open: Batches = {}  # the next round's batches
+        self._opened_at = 0.0  # loop time of the next round's first record
+        self._rounds: asyncio.Task[None] | None = None  # runs while anything is open
+        self._outputs: asyncio.Task[None] | None = None  # the last round's other batches
+        self._taken = 0  # rounds whose batches were taken
+        self._handed = 0  # rounds handed over whole (state stored, the rest handed over)
+        self._progress = asyncio.Event()  # set when a round is handed over whole
         #: Partition counts of the topics appended to by key; records held until known.
         self._partition_counts: dict[str, int] = {}
         self._unresolved: dict[str, list[tuple[str, bytes | None]]] = {}
+        self._lookups: dict[str, asyncio.Task[None]] = {}
         self._backlog = 0
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._on_delivered: dict[str, Delivered] = {}
         self._on_failure: Callable[[BaseException], object] | None = None
         self.failure: BaseException | None = None
         self._ebbed = asyncio.Event()
-        self._hurry = asyncio.Event()  # a flush: no lingering
+        self._flushing = 0  # flushes waiting
+        self._hurry = asyncio.Event()  # set while any flush waits: no lingering
 
     def start(self, producer: Any, on_failure: Callable[[BaseException], object]) -> None:
         self._producer = producer
@@ -103,12 +121,12 @@ class BatchSink:
         """Hold a record until the topic's partition count is known, in order with the
         others held for it. The producer's metadata keeps only the topics it has sent
         to (aiokafka refreshes just those), so a topic first used late may be missing."""
+        if topic in self.state_topics:  # held, it could be stored after its outputs
+            raise ValueError(f"state topic {topic!r} is appended to by partition, not key")
         held = self._unresolved.get(topic)
         if held is None:
             held = self._unresolved[topic] = []
-            self._hand_overs[(topic, -1)] = asyncio.get_running_loop().create_task(
-                self._resolve(topic)
-            )
+            self._lookups[topic] = asyncio.get_running_loop().create_task(self._resolve(topic))
         held.append((key, value))
         self._backlog += 1
 
@@ -126,7 +144,7 @@ class BatchSink:
             for key, value in held:
                 self.append_keyed(topic, key, value)
         finally:
-            del self._hand_overs[(topic, -1)]
+            del self._lookups[topic]
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         if self._producer is None:
@@ -135,19 +153,17 @@ class BatchSink:
             raise RuntimeError("a batch could not be delivered: the worker stops") from (
                 self.failure
             )
-        queue = self._queued.get((topic, partition))
+        if not self._open:
+            self._opened_at = asyncio.get_running_loop().time()
+        queue = self._open.get((topic, partition))
         if queue is None:
-            queue = self._queued[(topic, partition)] = deque()
-        if not queue or queue[-1].closed():
-            queue.append(self._producer.create_batch())
+            queue = self._open[(topic, partition)] = deque([self._producer.create_batch()])
         if queue[-1].append(timestamp=None, key=key, value=value, headers=[]) is None:
             queue.append(self._producer.create_batch())  # full: a new one (a first record
             queue[-1].append(timestamp=None, key=key, value=value, headers=[])  # always fits)
         self._backlog += 1
-        if (topic, partition) not in self._hand_overs:
-            self._hand_overs[(topic, partition)] = asyncio.get_running_loop().create_task(
-                self._hand_over(topic, partition, queue)
-            )
+        if self._rounds is None:
+            self._rounds = asyncio.get_running_loop().create_task(self._run_rounds())
 
     async def ebb(self) -> None:
         """Wait until the backlog is down to its limit (the producer keeps up again)."""
@@ -156,48 +172,96 @@ class BatchSink:
             await self._ebbed.wait()
 
     async def flush(self) -> None:
-        """Hand every batch over and wait until the broker stored them all; raise if one
-        could not be delivered."""
+        """Hand over every record appended so far and wait until the broker stored them
+        all; raise if one could not be delivered. Records appended meanwhile are not
+        waited for: under load the sink is never empty."""
+        self._flushing += 1
         self._hurry.set()
         try:
-            while self._hand_overs:
-                await asyncio.wait(list(self._hand_overs.values()))
+            if self._lookups:  # their held records go to the open round once looked up
+                await asyncio.wait(list(self._lookups.values()))
+            target = self._taken + (1 if self._open else 0)
+            while self._handed < target and self.failure is None:
+                self._progress.clear()  # set again by the next round handed over
+                await self._progress.wait()
         finally:
-            self._hurry.clear()
+            self._flushing -= 1
+            if not self._flushing:
+                self._hurry.clear()
         if self._in_flight:
             await asyncio.wait(list(self._in_flight))
         if self.failure is not None:
             raise RuntimeError("a batch could not be delivered") from self.failure
 
-    async def _hand_over(self, topic: str, partition: int, queue: deque[Any]) -> None:
-        """Hand the partition's batches over in order, after lingering for more records;
-        those appended meanwhile go to new batches, handed over after these."""
+    async def _run_rounds(self) -> None:
+        """Rounds while anything is open: linger, take every open batch, hand the state
+        over and wait until it is stored, then hand the rest over behind the last
+        round's rest (kept in order per partition) and go on."""
+        loop = asyncio.get_running_loop()
         try:
-            if self.linger_s and not self._hurry.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._hurry.wait(), self.linger_s)
-            while queue:
-                batch = queue.popleft()
-                batch.close()
-                records = batch.record_count()
-                try:
-                    future = await self._producer.send_batch(batch, topic, partition=partition)
-                except Exception as exc:  # the producer is closed, or stuck past its timeout
-                    self._failed(exc, topic, partition, records)
+            while self._open and self.failure is None:
+                wait = self._opened_at + self.linger_s - loop.time()
+                if wait > 0 and not self._hurry.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._hurry.wait(), wait)
+                batches, self._open = self._open, {}
+                self._taken += 1
+                state = {tp: q for tp, q in batches.items() if tp[0] in self.state_topics}
+                stored = await self._hand_over(state)
+                if stored:
+                    await asyncio.wait(stored)
+                if self.failure is not None:
                     return
-                self._backlog -= records
-                if self._backlog <= self.max_backlog:
-                    self._ebbed.set()
-                self._in_flight.add(future)
-                future.add_done_callback(self._delivery(topic, partition, records))
-                metrics.OUTPUT_BATCH_RECORDS.observe(records)
+                rest = {tp: q for tp, q in batches.items() if tp[0] not in self.state_topics}
+                self._outputs = loop.create_task(
+                    self._hand_over_after(self._outputs, rest, self._taken)
+                )
         finally:
-            del self._hand_overs[(topic, partition)]
+            self._rounds = None
+
+    async def _hand_over_after(
+        self, previous: asyncio.Task[None] | None, batches: Batches, round_no: int
+    ) -> None:
+        if previous is not None:
+            await previous
+        if self.failure is None:
+            await self._hand_over(batches)
+            self._handed = round_no
+            self._progress.set()
+
+    async def _hand_over(self, batches: Batches) -> list[asyncio.Future[Any]]:
+        """Hand the batches over, partitions side by side; their delivery futures."""
+        handed = await asyncio.gather(
+            *(self._hand_over_partition(topic, p, queue) for (topic, p), queue in batches.items())
+        )
+        return [future for futures in handed for future in futures]
+
+    async def _hand_over_partition(
+        self, topic: str, partition: int, queue: Iterable[Any]
+    ) -> list[asyncio.Future[Any]]:
+        futures = []
+        for batch in queue:
+            batch.close()
+            records = batch.record_count()
+            try:
+                future = await self._producer.send_batch(batch, topic, partition=partition)
+            except Exception as exc:  # the producer is closed, or stuck past its timeout
+                self._failed(exc, topic, partition, records)
+                break
+            self._backlog -= records
+            if self._backlog <= self.max_backlog:
+                self._ebbed.set()
+            self._in_flight.add(future)
+            future.add_done_callback(self._delivery(topic, partition, records))
+            futures.append(future)
+            metrics.OUTPUT_BATCH_RECORDS.observe(records)
+        return futures
 
     def _failed(self, exc: BaseException, topic: str, partition: int, records: int) -> None:
         first = self.failure is None
         self.failure = self.failure or exc
         self._ebbed.set()
+        self._progress.set()
         log.error(
             "a batch of %d records to %s[%d] was not delivered (%r): the worker stops",
             records,

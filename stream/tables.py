@@ -30,6 +30,7 @@ class CustomerTable:
         self.sink = sink
         self.changelog = table.changelog_topic.get_topic_name()
         self._serializers = table.app.serializers
+        sink.state_topics.add(self.changelog)  # stored before the outputs appended with it
         sink.on_delivered(self.changelog, self._stored)
 
     def get(self, customer_id: str) -> bytes | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -166,3 +167,126 @@ def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
     for customer, value in appended:
         expected[partition_for(customer, PARTITIONS)].append((customer.encode(), value))
     assert dict(got) == dict(expected)
+
+
+class RecordingProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """The real producer, noting what was stored of the state when each batch of
+    outputs is handed over."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.state_stored = 0
+        self.handed: dict[int, list[tuple[int, int]]] = defaultdict(list)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        if topic.endswith("-out"):
+            self.handed[partition].append((batch.record_count(), self.state_stored))
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def test_outputs_are_handed_over_only_once_the_state_appended_before_them_is_stored(
+    broker: EmbeddedBroker,
+) -> None:
+    """A redelivered event is recognised after a crash only if its state was stored, so
+    an alert must never reach the broker before the state that records it."""
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    failures: list[BaseException] = []
+    # Per output partition, in order: how many state records were appended before each.
+    state_before: dict[int, list[int]] = defaultdict(list)
+
+    async def run(linger_s: float) -> RecordingProducer:
+        state_topic, out_topic = f"{TOPIC}-{linger_s}-state", f"{TOPIC}-{linger_s}-out"
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [NewTopic(out_topic, PARTITIONS, 1), NewTopic(state_topic, 2, 1)]
+            )
+        finally:
+            await admin.close()
+        producer = RecordingProducer(**settings.kafka_client_options(), acks="all")
+        await producer.start()
+        sink = BatchSink(linger_s=linger_s)
+        sink.state_topics.add(state_topic)
+        stored: dict[int, int] = {}
+
+        def state_delivered(partition: int, offset: int) -> None:
+            stored[partition] = offset + 1
+            producer.state_stored = sum(stored.values())
+
+        sink.on_delivered(state_topic, state_delivered)
+        sink.start(producer, on_failure=failures.append)
+        state_before.clear()
+        for n in range(600):  # as an agent: the state, then the score and maybe an alert
+            sink.append(state_topic, n % 2, None, b"state")
+            for _ in range(1 + (n % 3 == 0)):
+                partition = n % PARTITIONS
+                sink.append(out_topic, partition, None, b"out")
+                state_before[partition].append(n + 1)
+            if n % 7 == 0:
+                await asyncio.sleep(0)
+        await sink.flush()
+        await sink.stop()
+        await producer.stop()
+        return producer
+
+    for linger_s in (0.0, 0.005):
+        producer = asyncio.run(run(linger_s))
+        assert not failures
+        for partition, handed in producer.handed.items():
+            records = 0
+            for count, state_stored in handed:
+                records += count
+                # The last record of the batch has the most state before it.
+                assert state_before[partition][records - 1] <= state_stored
+            assert records == len(state_before[partition])
+
+
+def test_a_flush_waits_for_what_was_appended_before_it_not_for_what_keeps_coming(
+    broker: EmbeddedBroker,
+) -> None:
+    """Faust flushes before every commit and at a rebalance; under load the sink is
+    never empty, so a flush that waited for empty would hold them for as long as the
+    load lasts."""
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    failures: list[BaseException] = []
+
+    async def run() -> tuple[int, int, float]:
+        await create_topic(settings)
+        # One record a batch (as the tests' workers): the producer cannot keep up.
+        producer = AIOKafkaProducer(**settings.kafka_client_options(), max_batch_size=1)
+        await producer.start()
+        sink = BatchSink(max_backlog=200, linger_s=0.02)
+        sink.state_topics.add(TOPIC)
+        stored: dict[int, int] = {}
+        sink.on_delivered(TOPIC, lambda p, offset: stored.__setitem__(p, offset + 1))
+        sink.start(producer, on_failure=failures.append)
+        appended = 0
+        stop = asyncio.Event()
+
+        async def keep_appending() -> None:
+            nonlocal appended
+            while not stop.is_set():
+                for _ in range(20):
+                    sink.append(TOPIC, appended % PARTITIONS, None, b"x")
+                    appended += 1
+                await asyncio.sleep(0.001)
+                await sink.ebb()  # as the agents do
+
+        load = asyncio.create_task(keep_appending())
+        await asyncio.sleep(0.5)
+        before = appended
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(sink.flush(), 10)
+        took = asyncio.get_running_loop().time() - started
+        at_flush = sum(stored.values())
+        stop.set()
+        await load
+        await sink.stop()
+        await producer.stop()
+        return before, at_flush, took
+
+    before, at_flush, took = asyncio.run(run())
+    assert not failures
+    assert at_flush >= before  # all that came before it was stored
+    assert took < 2, took

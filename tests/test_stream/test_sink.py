@@ -20,11 +20,12 @@ TOPIC = "sink-test"
 PARTITIONS = 3
 
 
-async def create_topic(settings: Settings) -> None:
+async def create_topics(settings: Settings, *topics: NewTopic) -> None:
+    """Create ``topics``; none named: the test topic."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
+        await admin.create_topics(list(topics) or [NewTopic(TOPIC, PARTITIONS, 1)])
     finally:
         await admin.close()
 
@@ -54,7 +55,7 @@ def test_records_keep_their_order_per_partition_in_few_batches(broker: EmbeddedB
     failures: list[BaseException] = []
 
     async def run() -> dict[int, list[tuple[bytes, bytes]]]:
-        await create_topic(settings)
+        await create_topics(settings)
         producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
         await producer.start()
         sink = BatchSink()
@@ -86,7 +87,7 @@ def test_batches_grow_with_load_and_the_agents_wait_above_the_backlog(
     failures: list[BaseException] = []
 
     async def run() -> tuple[int, int, int]:
-        await create_topic(settings)
+        await create_topics(settings)
         producer = AIOKafkaProducer(**settings.kafka_client_options())
         await producer.start()
         sink = BatchSink(max_backlog=100)
@@ -115,7 +116,7 @@ def test_a_batch_that_cannot_be_delivered_stops_the_worker() -> None:
 
     async def run(broker: EmbeddedBroker) -> None:
         settings = Settings(kafka_bootstrap=broker.bootstrap)
-        await create_topic(settings)
+        await create_topics(settings)
         producer = AIOKafkaProducer(**settings.kafka_client_options(), request_timeout_ms=1_000)
         await producer.start()
         sink = BatchSink()
@@ -148,7 +149,7 @@ def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
     async def run() -> tuple[bool, dict[int, list[tuple[bytes, bytes]]]]:
         producer = AIOKafkaProducer(**settings.kafka_client_options())
         await producer.start()
-        await create_topic(settings)  # after the producer's start: not in its metadata
+        await create_topics(settings)  # after the producer's start: not in its metadata
         missing = not producer.client.cluster.partitions_for_topic(TOPIC)
         sink = BatchSink()
         sink.start(producer, on_failure=failures.append)
@@ -196,14 +197,9 @@ def test_outputs_are_handed_over_only_once_the_state_appended_before_them_is_sto
 
     async def run(linger_s: float) -> RecordingProducer:
         state_topic, out_topic = f"{TOPIC}-{linger_s}-state", f"{TOPIC}-{linger_s}-out"
-        admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [NewTopic(out_topic, PARTITIONS, 1), NewTopic(state_topic, 2, 1)]
-            )
-        finally:
-            await admin.close()
+        await create_topics(
+            settings, NewTopic(out_topic, PARTITIONS, 1), NewTopic(state_topic, 2, 1)
+        )
         producer = RecordingProducer(**settings.kafka_client_options(), acks="all")
         await producer.start()
         sink = BatchSink(linger_s=linger_s)
@@ -252,7 +248,7 @@ def test_a_flush_waits_for_what_was_appended_before_it_not_for_what_keeps_coming
     failures: list[BaseException] = []
 
     async def run() -> tuple[int, int, float]:
-        await create_topic(settings)
+        await create_topics(settings)
         # One record a batch (as the tests' workers): the producer cannot keep up.
         producer = AIOKafkaProducer(**settings.kafka_client_options(), max_batch_size=1)
         await producer.start()

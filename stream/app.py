@@ -16,10 +16,11 @@ import faust
 from models.alerting import AlertPolicy
 from models.features import CustomerState
 from models.retention import RetentionModels
-from stream import transport
+from stream import metrics, transport
 from stream.processor import EventProcessor
 from stream.replay import load_models
 from stream.settings import Settings
+from stream.stores import RocksDBMemory
 from stream.topics import TABLE_PARTITIONS, partition_for
 
 
@@ -79,8 +80,10 @@ def partition_items(table: Any, partition: int, partitions: int) -> Iterator[tup
 
 
 def raw_table(
-    app: faust.App, settings: Settings, name: str, input_partitions: int, description: str
+    app: transport.App, settings: Settings, name: str, input_partitions: int, description: str
 ) -> Any:
+    """A table of bytes; on RocksDB within the app's memory (``stream.stores``)."""
+    memory = app.rocksdb_memory
     table: Any = app.Table(
         name,
         default=None,
@@ -88,7 +91,7 @@ def raw_table(
         value_type=bytes,
         partitions=TABLE_PARTITIONS[name] or input_partitions,
         help=description,
-        options=settings.rocksdb_options() if settings.table_store == "rocksdb" else None,
+        options={**settings.rocksdb_options(), "memory": memory} if memory else None,
     )
     # Faust derives table codecs from Record types only; the values are already bytes,
     # so the changelog carries them as they are (the restart test guards it).
@@ -110,15 +113,17 @@ def broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context) if context is not None else None
 
 
-def faust_app(settings: Settings, input_partitions: int) -> faust.App:
+def faust_app(settings: Settings, input_partitions: int) -> transport.App:
     """The Faust app with the worker's configuration, before topics, tables and agents."""
+    rocksdb = settings.table_store == "rocksdb"
     return transport.App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         output_linger_s=settings.output_linger_ms / 1000,
+        rocksdb_memory=RocksDBMemory(settings.rocksdb_memory_bytes) if rocksdb else None,
         broker=settings.faust_broker,
         broker_credentials=broker_credentials(settings),
-        store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
+        store="crmrocksdb://" if rocksdb else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
         topic_partitions=input_partitions,
@@ -144,6 +149,9 @@ def faust_app(settings: Settings, input_partitions: int) -> faust.App:
 def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
     app = faust_app(settings, input_partitions)
+    if app.rocksdb_memory is not None:
+        metrics.ROCKSDB_MEMORY.set_function(app.rocksdb_memory.usage)
+        metrics.ROCKSDB_MEMTABLES.set_function(app.rocksdb_memory.memtables)
     n = settings.topic_partitions
     topics = AppTopics(
         inputs={

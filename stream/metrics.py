@@ -141,6 +141,15 @@ SURGE_ARMED = Gauge(
     "Surge detector: 1 when armed, 0 after a surge until the share is back to normal.",
     ["partition"],
 )
+ROCKSDB_MEMORY = Gauge(
+    "crm_rocksdb_memory_bytes",
+    "Memory of the worker's RocksDB table store, all partitions: cached blocks and "
+    "memtables, within CRM_ROCKSDB_MEMORY_BYTES (stream.stores).",
+)
+ROCKSDB_MEMTABLES = Gauge(
+    "crm_rocksdb_memtable_bytes",
+    "The part of crm_rocksdb_memory_bytes held by memtables (at most half of the budget).",
+)
 OUTPUT_BATCH_RECORDS = Histogram(
     "crm_output_batch_records",
     "Records per batch handed to the producer for the state changelog, scores, alerts and "

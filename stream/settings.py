@@ -84,16 +84,18 @@ class Settings(BaseSettings):
         description="Where tables live between changelog recoveries: rocksdb (via rocksdict) "
         "keeps state on disk, memory rebuilds it from the changelog at each start.",
     )
+    rocksdb_memory_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=4 * 1024 * 1024,
+        description="RocksDB memory of the worker, all its table partitions together: one "
+        "block cache, which their memtables are charged to (at most half of it). Less saves "
+        "memory and costs speed once the state outgrows it (docs/benchmarks.md).",
+    )
     rocksdb_write_buffer_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=1024 * 1024,
-        description="RocksDB memtable size of each table partition (two of them at most); "
-        "Faust's default of 64 MiB x 3 costs up to 3 GiB for 16 partitions.",
-    )
-    rocksdb_block_cache_bytes: int = Field(
-        default=16 * 1024 * 1024,
-        ge=1024 * 1024,
-        description="RocksDB block cache of each table partition (Faust's default: 2 GiB).",
+        description="RocksDB memtable size of each table partition (two of them at most; "
+        "all of them within half of CRM_ROCKSDB_MEMORY_BYTES).",
     )
     data_dir: Path = Field(
         default=Path("var/crm-scorer"), description="Worker data directory (table store)."
@@ -284,11 +286,11 @@ class Settings(BaseSettings):
 
     def rocksdb_options(self) -> dict[str, int]:
         """Options of each RocksDB table partition (a new dict each time: Faust's store
-        pops keys from the one it gets)."""
+        pops keys from the one it gets); the memory is the worker's
+        (``stream.stores.RocksDBMemory``)."""
         return {
             "write_buffer_size": self.rocksdb_write_buffer_bytes,
             "max_write_buffer_number": 2,
-            "block_cache_size": self.rocksdb_block_cache_bytes,
         }
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:

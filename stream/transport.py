@@ -16,6 +16,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from stream.sink import BatchSink
+from stream.stores import RocksDBMemory
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -64,13 +65,20 @@ class Transport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    """``faust.App`` on :class:`Transport`, with the worker consumer's fetch wait."""
+    """``faust.App`` on :class:`Transport`, with the worker consumer's fetch wait, and
+    the memory its RocksDB tables share (``None`` on the memory store)."""
 
     def __init__(
-        self, *args: Any, fetch_max_wait_ms: int, output_linger_s: float, **kwargs: Any
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int,
+        output_linger_s: float,
+        rocksdb_memory: RocksDBMemory | None,
+        **kwargs: Any,
     ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.output_linger_s = output_linger_s
+        self.rocksdb_memory = rocksdb_memory
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Transport:

@@ -250,14 +250,16 @@ def demand_mae(
         lo, hi = bisect.bisect_right(ts, after_ms), bisect.bisect_right(ts, until_ms)
         return max((sums[hi - 1] if hi else 0.0) - (sums[lo - 1] if lo else 0.0), 0.0)
 
-    names = sorted(train[0].features)
+    names = sorted(train[0].features.names)
+
+    def rows(targets: list[DemandTarget]) -> np.ndarray:
+        return np.array([[t.features.as_dict()[n] for n in names] for t in targets])
+
     batch = DecisionTreeRegressor(max_depth=max_depth, random_state=0).fit(
-        np.array([[t.features[n] for n in names] for t in train]),
+        rows(train),
         np.log1p([max(t.spend, 0.0) for t in train]),
     )
-    batch_pred = np.maximum(
-        np.expm1(batch.predict(np.array([[t.features[n] for n in names] for t in test]))), 0.0
-    )
+    batch_pred = np.maximum(np.expm1(batch.predict(rows(test))), 0.0)
     actual = np.array([max(t.spend, 0.0) for t in test])
     last = np.array([spend_between(t.customer_id, t.taken_ms - horizon, t.taken_ms) for t in test])
     online = np.array([t.predicted for t in test])

@@ -23,6 +23,8 @@ True
 from __future__ import annotations
 
 import math
+import sys
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,12 +139,60 @@ def snapshot_due(state: CustomerState, at_ms: int, max_recency_ms: int | None) -
     return max_recency_ms is None or last is None or at_ms - last <= max_recency_ms
 
 
+#: Feature name tuples, one object per distinct tuple (see PackedFeatures).
+_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+class PackedFeatures:
+    """Features kept until a label matures: the values in an array of doubles, the names
+    in a tuple shared by every snapshot with the same features. A model holds one per
+    buying customer per tick until it matures (13 per customer for churn at the
+    defaults); as a dict each took about 1 KB, packed about 200 bytes.
+
+    >>> packed = PackedFeatures({"recency_log": 1.5, "frequency_log": 0.5})
+    >>> packed.as_dict()
+    {'recency_log': 1.5, 'frequency_log': 0.5}
+    >>> packed.names is PackedFeatures({"recency_log": 0.0, "frequency_log": 0.0}).names
+    True
+    """
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, features: Mapping[str, float]) -> None:
+        names = tuple(features)
+        self.names = _NAMES.setdefault(names, names)
+        self.values = array("d", features.values())
+
+    def __getstate__(self) -> tuple[tuple[str, ...], array[float]]:
+        return self.names, self.values
+
+    def __setstate__(self, state: tuple[tuple[str, ...], array[float]]) -> None:
+        names, self.values = state
+        self.names = _NAMES.setdefault(names, names)
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.names, self.values, strict=True))
+
+
+def unpickle_packed(obj: object, state: tuple[None, dict[str, object]]) -> None:
+    """``__setstate__`` of a slotted dataclass with a ``features`` field (pickled as
+    Python pickles slots): packs the features that checkpoints written before
+    PackedFeatures hold as dicts."""
+    _, slots = state
+    for name, value in slots.items():
+        if name == "features" and isinstance(value, dict):
+            value = PackedFeatures(value)
+        object.__setattr__(obj, name, value)
+
+
 @dataclass(slots=True, eq=False)
 class _Snapshot:
     customer_id: str
     taken_ms: int
-    features: dict[str, float]
+    features: PackedFeatures
     resolved: bool = field(default=False)
+
+    __setstate__ = unpickle_packed
 
 
 class ChurnModel:
@@ -281,14 +331,19 @@ class ChurnModel:
         """Remember a buying customer's features at ``at_ms``; labelled once it matures."""
         if not snapshot_due(state, at_ms, self.max_recency_ms):
             return
-        snap = _Snapshot(state.customer_id, at_ms, {**churn_features(state, at_ms), **extra})
+        features = PackedFeatures({**churn_features(state, at_ms), **extra})
+        # One object per customer id for all their snapshots (each state read decodes
+        # its own copy).
+        customer_id = sys.intern(state.customer_id)
+        snap = _Snapshot(customer_id, at_ms, features)
         self.pending.append(snap)
-        self.open.setdefault(state.customer_id, []).append(snap)
+        self.open.setdefault(customer_id, []).append(snap)
 
     def _learn(self, snap: _Snapshot, *, churned: bool) -> None:
         snap.resolved = True
-        self.recent.append((self._proba(snap.features), churned))
-        self.model.learn_one(snap.features, churned)
+        features = snap.features.as_dict()
+        self.recent.append((self._proba(features), churned))
+        self.model.learn_one(features, churned)
         self.labels_learned[int(churned)] += 1
         regression = self.model["LogisticRegression"]
         rate = max(1.0 / sum(self.labels_learned.values()), 1.0 / self.averaging_window)

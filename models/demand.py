@@ -26,12 +26,13 @@ orders drag up, which is also what the mean absolute error rewards.
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 
 from river import compose, preprocessing, tree
 
-from models.churn import churn_features, snapshot_due
+from models.churn import PackedFeatures, churn_features, snapshot_due, unpickle_packed
 from models.features import DAY_MS, CustomerState
 
 #: Matured targets behind the live (prequential) error.
@@ -46,10 +47,12 @@ class DemandTarget:
 
     customer_id: str
     taken_ms: int
-    features: dict[str, float]
+    features: PackedFeatures
     predicted: float
     spend: float = 0.0
     resolved: bool = field(default=False)
+
+    __setstate__ = unpickle_packed
 
 
 class DemandForecast:
@@ -108,9 +111,10 @@ class DemandForecast:
         if not snapshot_due(state, at_ms, self.max_recency_ms):
             return
         features = churn_features(state, at_ms)
-        target = DemandTarget(state.customer_id, at_ms, features, self._predict(features))
+        customer_id = sys.intern(state.customer_id)  # one object for all their targets
+        target = DemandTarget(customer_id, at_ms, PackedFeatures(features), self._predict(features))
         self.pending.append(target)
-        self.open.setdefault(state.customer_id, []).append(target)
+        self.open.setdefault(customer_id, []).append(target)
 
     def on_purchase(self, customer_id: str, ts_ms: int, amount: float) -> None:
         """Add a purchase (or a refund, negative) to the open targets it falls after."""
@@ -129,7 +133,7 @@ class DemandForecast:
             self.recent.append((target.predicted, spend))
             if self.log is not None:
                 self.log.append(target)
-            self.model.learn_one(target.features, math.log1p(spend))
+            self.model.learn_one(target.features.as_dict(), math.log1p(spend))
             self.targets_learned += 1
             targets = self.open[target.customer_id]
             targets.remove(target)

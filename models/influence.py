@@ -27,6 +27,7 @@ order links only to its ``neighbours`` strongest leaders.
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import deque
 from collections.abc import Iterable
 
@@ -61,6 +62,9 @@ class CoPurchaseInfluence:
 
     def learn_one(self, customer_id: str, ts_ms: int, products: Iterable[str]) -> None:
         """One order of ``customer_id`` at event time ``ts_ms``."""
+        # One object per customer id, however many buyer lists and links hold it (each
+        # event decodes its own copy).
+        customer_id = sys.intern(customer_id)
         shares: dict[str, float] = {}
         for product in dict.fromkeys(products):
             buyers = self.buyers.get(product)

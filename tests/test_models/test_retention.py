@@ -13,6 +13,7 @@ import pytest
 from eventdata.events import DEMO_DATA
 from eventdata.retail import purchase_events, read_csv_gz
 from models.checkpoint import CheckpointError, ModelCheckpoint
+from models.churn import PackedFeatures
 from models.retention import MODEL_VERSION, UPGRADES_FROM, RetentionModels
 from schemas.events import parse_event_object
 from stream.processor import EventProcessor
@@ -39,6 +40,14 @@ def test_models_of_the_previous_version_load_predict_the_same_and_learn_on() -> 
     assert models.churn_risk(states["17096"], events[-1]["ts"]) == pytest.approx(
         0.7117215278661615, rel=1e-12
     )
+    # Its churn snapshots, features as dicts then, are packed and mature as before.
+    assert models.churn.pending and all(
+        isinstance(s.features, PackedFeatures) and len(s.features.as_dict()) == 16
+        for s in models.churn.pending
+    )
+    learned = sum(models.churn.labels_learned.values())
+    models.churn.mature(models.churn.pending[-1].taken_ms + models.churn.horizon_ms)
+    assert sum(models.churn.labels_learned.values()) > learned
     processor = EventProcessor(scorer=models, customers=states.values)
     later = parse_event_object(
         purchase("new-1", "17096", events[-1]["ts"] + DAY, 30.0, skus=["22423", "85123A"])

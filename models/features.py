@@ -148,7 +148,9 @@ class CustomerState:
         return max(0.0, (now_ms - self.first_seen_ms) / DAY_MS)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self)
+        # A right-sized copy: orjson's result keeps its whole working buffer (16 KB for
+        # a state of 1.2 KB with orjson 3.13), and the memory store keeps the result.
+        return bytes(memoryview(orjson.dumps(self)))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerState:

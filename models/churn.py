@@ -146,8 +146,8 @@ _NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 class PackedFeatures:
     """Features kept until a label matures: the values in an array of doubles, the names
     in a tuple shared by every snapshot with the same features. A model holds one per
-    buying customer per tick until it matures (13 per customer for churn at the
-    defaults); as a dict each took about 1 KB, packed about 200 bytes.
+    buying customer per tick until it matures (up to 13 per customer for churn at the
+    defaults, 9.3 after a year of Online Retail); as a dict each took about 1 KB.
 
     >>> packed = PackedFeatures({"recency_log": 1.5, "frequency_log": 0.5})
     >>> packed.as_dict()

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from models.features import DAY_MS, halving
 
@@ -52,13 +52,21 @@ class CoPurchaseInfluence:
         self.buyers_per_product = buyers_per_product
         self.neighbours = neighbours
         self.half_life_days = half_life_days
+        # Lists, not deques and sets: a deque or set of a few items takes 3-5 times the
+        # memory of a list, and there is one per product and one per linked customer.
         #: Each product's latest buyers, (customer, order time), latest last.
-        self.buyers: dict[str, deque[tuple[str, int]]] = {}
+        self.buyers: dict[str, list[tuple[str, int]]] = {}
         #: followers[b][c]: weight of the link b -> c, decayed to decayed_at[b].
         self.followers: dict[str, dict[str, float]] = {}
         self.decayed_at: dict[str, int] = {}
-        #: leaders[c]: the customers with a link to c (the reverse index).
-        self.leaders: dict[str, set[str]] = {}
+        #: leaders[c]: the customers with a link to c (the reverse index), distinct.
+        self.leaders: dict[str, list[str]] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle; checkpoints written before 2026-12-04 hold deques and sets."""
+        state["buyers"] = {p: list(b) for p, b in state["buyers"].items()}
+        state["leaders"] = {c: list(ls) for c, ls in state["leaders"].items()}
+        self.__dict__.update(state)
 
     def learn_one(self, customer_id: str, ts_ms: int, products: Iterable[str]) -> None:
         """One order of ``customer_id`` at event time ``ts_ms``."""
@@ -69,7 +77,7 @@ class CoPurchaseInfluence:
         for product in dict.fromkeys(products):
             buyers = self.buyers.get(product)
             if buyers is None:
-                buyers = self.buyers[product] = deque(maxlen=self.buyers_per_product)
+                buyers = self.buyers[product] = []
             earlier = {
                 b for b, at in buyers if b != customer_id and 0 <= ts_ms - at <= self.window_ms
             }
@@ -77,6 +85,8 @@ class CoPurchaseInfluence:
                 shares[leader] = shares.get(leader, 0.0) + 1.0 / len(earlier)
             if not buyers or buyers[-1][0] != customer_id:
                 buyers.append((customer_id, ts_ms))
+                if len(buyers) > self.buyers_per_product:
+                    del buyers[0]
         total = sum(shares.values())
         # The order's strongest leaders only: a large order of common products follows
         # a hundred customers, each barely; linking them all would cost most of the time.
@@ -93,7 +103,9 @@ class CoPurchaseInfluence:
         if at is None or ts_ms > at:
             self.decayed_at[leader] = ts_ms
         links[follower] = links.get(follower, 0.0) + weight
-        self.leaders.setdefault(follower, set()).add(leader)
+        leaders = self.leaders.setdefault(follower, [])
+        if leader not in leaders:
+            leaders.append(leader)
         if len(links) > 2 * self.neighbours:
             keep = dict(heapq.nlargest(self.neighbours, links.items(), key=lambda kv: kv[1]))
             for dropped in links.keys() - keep.keys():
@@ -102,8 +114,8 @@ class CoPurchaseInfluence:
 
     def _unlead(self, leader: str, follower: str) -> None:
         leaders = self.leaders.get(follower)
-        if leaders is not None:
-            leaders.discard(leader)
+        if leaders is not None and leader in leaders:
+            leaders.remove(leader)
             if not leaders:
                 del self.leaders[follower]
 
@@ -119,7 +131,8 @@ class CoPurchaseInfluence:
 
     def degree(self, customer_id: str) -> int:
         """Distinct customers linked to this one, as leader or follower."""
-        neighbours = set(self.followers.get(customer_id, ())) | self.leaders.get(customer_id, set())
+        neighbours = set(self.followers.get(customer_id, ()))
+        neighbours.update(self.leaders.get(customer_id, ()))
         return len(neighbours)
 
     def forget(self, customer_id: str) -> None:
@@ -127,9 +140,8 @@ class CoPurchaseInfluence:
         for follower in self.followers.pop(customer_id, {}):
             self._unlead(customer_id, follower)
         self.decayed_at.pop(customer_id, None)
-        for leader in self.leaders.pop(customer_id, set()):
+        for leader in self.leaders.pop(customer_id, []):
             self.followers[leader].pop(customer_id, None)
         for product, buyers in list(self.buyers.items()):
             if any(b == customer_id for b, _ in buyers):
-                kept = [(b, at) for b, at in buyers if b != customer_id]
-                self.buyers[product] = deque(kept, maxlen=self.buyers_per_product)
+                self.buyers[product] = [(b, at) for b, at in buyers if b != customer_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections import deque
 
 import pytest
 from hypothesis import given
@@ -71,3 +72,24 @@ def test_a_forgotten_customer_is_nowhere_in_the_graph(
     assert f"cust-{gone}".encode() not in pickle.dumps(graph)
     for leader, links in graph.followers.items():
         assert all(leader in graph.leaders[f] for f in links)
+
+
+def test_a_checkpoint_of_the_deque_and_set_layout_loads_and_learns_the_same() -> None:
+    orders = [(f"c{i % 7}", i * DAY_MS // 3, [f"p{i % 5}", f"p{(i * 3) % 11}"]) for i in range(60)]
+    graph, old = CoPurchaseInfluence(neighbours=3), CoPurchaseInfluence(neighbours=3)
+    for customer, ts, products in orders[:40]:
+        graph.learn_one(customer, ts, products)
+        old.learn_one(customer, ts, products)
+    # Checkpoints written before 2026-12-04 held deques and sets.
+    old.buyers = {p: deque(b, maxlen=old.buyers_per_product) for p, b in old.buyers.items()}  # type: ignore[misc]
+    old.leaders = {c: set(leaders) for c, leaders in old.leaders.items()}  # type: ignore[misc]
+    loaded = pickle.loads(pickle.dumps(old))
+    assert all(type(b) is list for b in loaded.buyers.values())
+    assert all(type(leaders) is list for leaders in loaded.leaders.values())
+    for customer, ts, products in orders[40:]:
+        graph.learn_one(customer, ts, products)
+        loaded.learn_one(customer, ts, products)
+    now = orders[-1][1]
+    for c in {customer for customer, _, _ in orders}:
+        assert loaded.influence(c, now) == graph.influence(c, now)
+        assert loaded.degree(c) == graph.degree(c)

@@ -32,10 +32,11 @@ def fill(tables: list[Any], megabytes: int) -> dict[tuple[int, int, bytes], byte
     return written
 
 
-def memtable_bytes(tables: list[Any]) -> int:
+def rocksdb_property(tables: list[Any], name: str) -> int:
+    """One of RocksDB's integer properties, summed over every partition of ``tables``."""
     return sum(
-        int(store._db_for_partition(p).property_int_value("rocksdb.cur-size-all-mem-tables"))
-        for store in (table.data for table in tables)
+        int(table.data._db_for_partition(p).property_int_value(f"rocksdb.{name}") or 0)
+        for table in tables
         for p in range(PARTITIONS)
     )
 
@@ -54,14 +55,7 @@ def settled(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
 def flush_state(tables: list[Any]) -> dict[str, int]:
     """RocksDB's own counters, for a failure message."""
     names = ("num-immutable-mem-table", "mem-table-flush-pending", "num-files-at-level0")
-    return {
-        name: sum(
-            int(table.data._db_for_partition(p).property_int_value(f"rocksdb.{name}") or 0)
-            for table in tables
-            for p in range(PARTITIONS)
-        )
-        for name in names
-    }
+    return {name: rocksdb_property(tables, name) for name in names}
 
 
 @pytest.mark.parametrize("budget_mib", [8, 16])
@@ -90,7 +84,7 @@ def test_all_partitions_of_all_tables_share_one_memory_budget(
             memory.memtables(),
             flush_state(tables),
         )
-        assert memtable_bytes(tables) <= memory.memtables()
+        assert rocksdb_property(tables, "cur-size-all-mem-tables") <= memory.memtables()
         for (t, p, key), value in written.items():  # everything reads back
             assert tables[t].data._db_for_partition(p).get(key) == value
         assert 0 < memory.usage() <= budget_mib * MIB * 1.1

@@ -4,6 +4,11 @@ latency is the output record's Kafka timestamp minus the input record's, and the
 consumer reading the outputs live receives it minus the same (which includes how long
 the record waited in the producer after it was stamped, and the consumer's own fetch).
 
+Side by side, in the same run, a plain consumer reads the input events as they arrive:
+the broker's own part, which the worker pays before it sees an event. On the embedded
+broker it grows with the broker's log (docs/benchmarks.md), so the results are also
+given per window of sending time.
+
     python -m bench.latency --rate 1000 [--seconds 60] [--customers 50000]
 
 `python -m bench` runs it at half the throughput measured by bench.throughput.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import tempfile
 import time
@@ -28,6 +34,12 @@ from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.workerproc import WorkerProcess, worker_env
 
+#: Longest a fetch may wait at the broker, the worker's and the bench's consumers: the
+#: embedded broker holds a fetch up to this long when it has nothing new.
+FETCH_MAX_WAIT_MS = 10
+#: Seconds of sending time per row of :meth:`Latency.windows`.
+WINDOW_S = 10
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -38,6 +50,14 @@ class Latency:
     #: The same, as a consumer reading live received them.
     scores_seen_ms: list[float]
     alerts_seen_ms: list[float]
+    #: The input events, as a plain consumer reading them live received them.
+    inputs_seen_ms: list[float]
+    #: The worker's own part: each score's record timestamp minus when the plain consumer
+    #: received the event behind it (in step with ``scores_ms``).
+    scores_own_ms: list[float]
+    #: Seconds from the first send to the event behind each of the lists above.
+    scores_at_s: list[float]
+    inputs_at_s: list[float]
 
     @staticmethod
     def _p(values: list[float], q: int) -> str:
@@ -52,11 +72,37 @@ class Latency:
             ("event to alert (record timestamp)", self.alerts_ms),
             ("event to score, received by a consumer", self.scores_seen_ms),
             ("event to alert, received by a consumer", self.alerts_seen_ms),
+            ("the broker's own part: event received by a plain consumer", self.inputs_seen_ms),
+            ("the worker's own part: score's timestamp - event received so", self.scores_own_ms),
         ):
             rows.append(
                 f"| {name} | {len(values):,} | {self._p(values, 50)} | {self._p(values, 99)} |"
             )
         return "\n".join(rows)
+
+    def windows(self) -> str:
+        """p50 and p99 per :data:`WINDOW_S` of sending time: the worker's scores (record
+        timestamp), the broker's own part and the worker's own part."""
+        rows = [
+            "| sent at | event to score: p50 | p99 | broker's own part: p50 | p99 "
+            "| worker's own part: p50 | p99 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        last = max(self.scores_at_s + self.inputs_at_s, default=0.0)
+        for start in range(0, math.floor(last) + 1, WINDOW_S):
+            scores = _within(self.scores_ms, self.scores_at_s, start)
+            inputs = _within(self.inputs_seen_ms, self.inputs_at_s, start)
+            own = _within(self.scores_own_ms, self.scores_at_s, start)
+            rows.append(
+                f"| {start}-{start + WINDOW_S} s | {self._p(scores, 50)} | {self._p(scores, 99)} "
+                f"| {self._p(inputs, 50)} | {self._p(inputs, 99)} "
+                f"| {self._p(own, 50)} | {self._p(own, 99)} |"
+            )
+        return "\n".join(rows)
+
+
+def _within(values: list[float], at_s: list[float], start: int) -> list[float]:
+    return [v for v, t in zip(values, at_s, strict=True) if start <= t < start + WINDOW_S]
 
 
 async def paced(settings: Settings, events: list[dict[str, Any]], rate: float) -> dict[str, int]:
@@ -86,43 +132,58 @@ async def paced(settings: Settings, events: list[dict[str, Any]], rate: float) -
     return sent_at
 
 
-async def live(
-    settings: Settings, events: list[dict[str, Any]], rate: float, timeout_s: float
-) -> tuple[dict[str, int], list[tuple[Any, float]]]:
-    """Send the events paced while a consumer reads the scores and alerts live, until
-    every event has its score (scans publish scores of their own, with no event id):
-    the send times, and each output record with the time it was received (ms)."""
-    consumer = AIOKafkaConsumer(
-        settings.topic_scores,
-        settings.topic_alerts,
+def live_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
         **settings.kafka_client_options(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        fetch_max_wait_ms=10,  # the embedded broker holds a fetch this long when idle
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    await consumer.start()
+
+
+async def live(
+    settings: Settings, events: list[dict[str, Any]], rate: float, timeout_s: float
+) -> tuple[dict[str, int], list[tuple[Any, float]], list[tuple[Any, float]]]:
+    """Send the events paced while one consumer reads the scores and alerts live, until
+    every event has its score (scans publish scores of their own, with no event id), and
+    another the input events, until it has them all: the send times, and each output and
+    each input record with the time it was received (ms)."""
+    outputs = live_consumer(settings, settings.topic_scores, settings.topic_alerts)
+    inputs = live_consumer(settings, *settings.input_topics)
+    await outputs.start()
+    await inputs.start()
     got: list[tuple[Any, float]] = []
+    got_inputs: list[tuple[Any, float]] = []
     missing = {str(event["event_id"]) for event in events}
+    deadline = time.monotonic() + timeout_s
 
     async def read() -> None:
-        deadline = time.monotonic() + timeout_s
         while missing and time.monotonic() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
+            for messages in (await outputs.getmany(timeout_ms=500)).values():
                 received_ms = time.time() * 1000
                 for message in messages:
                     got.append((message, received_ms))
                     if message.topic == settings.topic_scores:
                         missing.discard(orjson.loads(message.value).get("event_id"))
 
-    reader = asyncio.create_task(read())
+    async def read_inputs() -> None:
+        while len(got_inputs) < len(events) and time.monotonic() < deadline:
+            for messages in (await inputs.getmany(timeout_ms=500)).values():
+                received_ms = time.time() * 1000
+                got_inputs.extend((message, received_ms) for message in messages)
+
+    readers = [asyncio.create_task(read()), asyncio.create_task(read_inputs())]
     try:
         sent_at = await paced(settings, events, rate)
-        await reader
+        await asyncio.gather(*readers)
     finally:
-        reader.cancel()  # when sending failed: the reader must not outlive its consumer
-        await consumer.stop()
-    return sent_at, got
+        for reader in readers:  # when sending failed: no reader outlives its consumer
+            reader.cancel()
+        await outputs.stop()
+        await inputs.stop()
+    return sent_at, got, got_inputs
 
 
 def measure(rate: float, seconds: float, customers: int) -> Latency:
@@ -137,14 +198,22 @@ def measure(rate: float, seconds: float, customers: int) -> Latency:
             Path(tmp) / "w1",
             CRM_TABLE_STORE="rocksdb",
             CRM_PRODUCER_MAX_BATCH_BYTES="16384",
+            CRM_FETCH_MAX_WAIT_MS=str(FETCH_MAX_WAIT_MS),
         )
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             worker.wait_ready(timeout_s=120)
-            sent_at, records = asyncio.run(live(settings, events, rate, seconds + 120))
+            sent_at, records, inputs = asyncio.run(live(settings, events, rate, seconds + 120))
         finally:
             worker.stop()
-    latency = Latency(rate, len(events), [], [], [], [])
+    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [])
+    first_ms = min(sent_at.values(), default=0)
+    input_received_ms: dict[str, float] = {}
+    for record, received_ms in inputs:
+        # The input record's timestamp is its send time (paced sets both).
+        latency.inputs_seen_ms.append(received_ms - record.timestamp)
+        latency.inputs_at_s.append((record.timestamp - first_ms) / 1000)
+        input_received_ms[orjson.loads(record.value)["event_id"]] = received_ms
     for record, received_ms in records:
         body = orjson.loads(record.value)
         sent = sent_at.get(body.get("event_id") or "")
@@ -153,6 +222,9 @@ def measure(rate: float, seconds: float, customers: int) -> Latency:
         if record.topic == settings.topic_scores:
             latency.scores_ms.append(record.timestamp - sent)
             latency.scores_seen_ms.append(received_ms - sent)
+            latency.scores_at_s.append((sent - first_ms) / 1000)
+            # Every event is there: the plain consumer reads until it has them all.
+            latency.scores_own_ms.append(record.timestamp - input_received_ms[body["event_id"]])
         else:
             latency.alerts_ms.append(record.timestamp - sent)
             latency.alerts_seen_ms.append(received_ms - sent)
@@ -168,6 +240,8 @@ def main() -> None:
     result = measure(args.rate, args.seconds, args.customers)
     print(f"{result.sent:,} events at {args.rate:,.0f}/s, live event time")
     print(result.table())
+    print()
+    print(result.windows())
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     pairs = zip(result.scores_seen_ms, result.scores_ms, strict=True)
     assert all(seen >= ms - 1 for seen, ms in pairs)
     assert "event to score" in result.table()
+    # The broker's own part, side by side: every input event, as a plain consumer got it.
+    assert len(result.inputs_seen_ms) == len(result.inputs_at_s) == result.sent
+    assert all(ms >= -1 for ms in result.inputs_seen_ms)
+    assert "| 0-10 s |" in result.windows() and "broker's own part" in result.table()
 
 
 @pytest.mark.broker

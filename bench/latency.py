@@ -93,6 +93,8 @@ class Latency:
             scores = _within(self.scores_ms, self.scores_at_s, start)
             inputs = _within(self.inputs_seen_ms, self.inputs_at_s, start)
             own = _within(self.scores_own_ms, self.scores_at_s, start)
+            if not (scores or inputs):
+                continue  # a last window the sending ended just short of
             rows.append(
                 f"| {start}-{start + WINDOW_S} s | {self._p(scores, 50)} | {self._p(scores, 99)} "
                 f"| {self._p(inputs, 50)} | {self._p(inputs, 99)} "

@@ -133,6 +133,16 @@ class PartitionModels:
         scorer = processor.scorer
         if not isinstance(scorer, RetentionModels):
             return
+        # The models have learned up to their last checkpoint's offsets (the one restored,
+        # or written), also on the topics not read since, and a redelivery after a
+        # hand-over reads again what they learned: a checkpoint's offsets never go back,
+        # or a new owner would count messages as unlearned.
+        previous = self.checkpoints.get(partition)
+        if previous is not None:
+            offsets = {
+                topic: max(offset, previous.offsets.get(topic, offset))
+                for topic, offset in {**previous.offsets, **offsets}.items()
+            }
         started = time.perf_counter()
         pickled = pickle_model(scorer)
         clock_ms, next_scan_ms = processor.clock_ms, processor.next_scan_ms

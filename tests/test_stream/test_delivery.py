@@ -103,6 +103,7 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     assert second.metric("crm_model_restores_total", outcome="restored") >= 1
     assert second.metric("crm_model_messages_unlearned_total") == 0
     restored_before = first.metric("crm_model_restores_total", outcome="restored")
+    second_duplicates = second.metric("crm_events_total", outcome="duplicate")
     assert second.stop() == 0  # leaves: its partitions go back to the first worker
     assert_exact(settings, events)
     # The restore follows the partitions' return (a rebalance, then recovery), which the
@@ -114,5 +115,10 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     # Handed over gracefully both ways: the models resumed exactly where their
     # checkpoints ended, with no message unlearned.
     assert first.metric("crm_model_messages_unlearned_total") == 0
+    # The first worker committed what it had applied before the join's rebalance let its
+    # partitions go: the joiner read none of it again (before the commit was moved ahead
+    # of Faust's, 240-1,434 events here). The first worker's own count is not asserted:
+    # Faust's commits can still stop at a gap in its acknowledgements (docs/operations.md).
+    assert second_duplicates == 0
     alerts = assert_no_alert_twice(settings)
     print(f"\nthe second worker applied {joined:,.0f}+ events before leaving; {alerts:,} alerts")

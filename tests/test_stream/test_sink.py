@@ -9,25 +9,19 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.sink import BatchSink
 from stream.topics import partition_for
+from tests.kafka import create_topics
 
 TOPIC = "sink-test"
 PARTITIONS = 3
 
 
-async def create_topics(settings: Settings, *topics: NewTopic) -> None:
-    """Create ``topics``; none named: the test topic."""
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        await admin.create_topics(list(topics) or [NewTopic(TOPIC, PARTITIONS, 1)])
-    finally:
-        await admin.close()
+SINK_TOPIC = NewTopic(TOPIC, PARTITIONS, 1)
 
 
 async def read_all(settings: Settings, expected: int) -> dict[int, list[tuple[bytes, bytes]]]:
@@ -55,7 +49,7 @@ def test_records_keep_their_order_per_partition_in_few_batches(broker: EmbeddedB
     failures: list[BaseException] = []
 
     async def run() -> dict[int, list[tuple[bytes, bytes]]]:
-        await create_topics(settings)
+        await create_topics(settings, SINK_TOPIC)
         producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
         await producer.start()
         sink = BatchSink()
@@ -87,7 +81,7 @@ def test_batches_grow_with_load_and_the_agents_wait_above_the_backlog(
     failures: list[BaseException] = []
 
     async def run() -> tuple[int, int, int]:
-        await create_topics(settings)
+        await create_topics(settings, SINK_TOPIC)
         producer = AIOKafkaProducer(**settings.kafka_client_options())
         await producer.start()
         sink = BatchSink(max_backlog=100)
@@ -116,7 +110,7 @@ def test_a_batch_that_cannot_be_delivered_stops_the_worker() -> None:
 
     async def run(broker: EmbeddedBroker) -> None:
         settings = Settings(kafka_bootstrap=broker.bootstrap)
-        await create_topics(settings)
+        await create_topics(settings, SINK_TOPIC)
         producer = AIOKafkaProducer(**settings.kafka_client_options(), request_timeout_ms=1_000)
         await producer.start()
         sink = BatchSink()
@@ -149,7 +143,7 @@ def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
     async def run() -> tuple[bool, dict[int, list[tuple[bytes, bytes]]]]:
         producer = AIOKafkaProducer(**settings.kafka_client_options())
         await producer.start()
-        await create_topics(settings)  # after the producer's start: not in its metadata
+        await create_topics(settings, SINK_TOPIC)  # after the producer's start: not in its metadata
         missing = not producer.client.cluster.partitions_for_topic(TOPIC)
         sink = BatchSink()
         sink.start(producer, on_failure=failures.append)
@@ -248,7 +242,7 @@ def test_a_flush_waits_for_what_was_appended_before_it_not_for_what_keeps_coming
     failures: list[BaseException] = []
 
     async def run() -> tuple[int, int, float]:
-        await create_topics(settings)
+        await create_topics(settings, SINK_TOPIC)
         # One record a batch (as the tests' workers): the producer cannot keep up.
         producer = AIOKafkaProducer(**settings.kafka_client_options(), max_batch_size=1)
         await producer.start()

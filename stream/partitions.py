@@ -140,8 +140,8 @@ class PartitionModels:
         previous = self.checkpoints.get(partition)
         if previous is not None:
             offsets = {
-                topic: max(offset, previous.offsets.get(topic, offset))
-                for topic, offset in {**previous.offsets, **offsets}.items()
+                topic: max(offsets.get(topic, -1), previous.offsets.get(topic, -1))
+                for topic in previous.offsets.keys() | offsets.keys()
             }
         started = time.perf_counter()
         pickled = pickle_model(scorer)

@@ -55,15 +55,17 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def _fetch_records(
         self,
         consumer: AIOKafkaConsumer,
-        active_partitions: set[Any],
+        active_partitions: set[Any] | None,
         timeout: float | None = None,  # noqa: ASYNC109 (the signature Faust calls)
         max_records: int | None = None,
     ) -> Any:
-        # In the consumer's thread, as every other call on its aiokafka consumer.
+        # In the consumer's thread, as every other call on its aiokafka consumer. None
+        # (all partitions) passes through Faust's getmany, though its annotation here
+        # says a set.
         if active_partitions is not None:
             pause_inactive(consumer, active_partitions)
         return await super()._fetch_records(
-            consumer, active_partitions, timeout=timeout, max_records=max_records
+            consumer, cast(set[Any], active_partitions), timeout=timeout, max_records=max_records
         )
 
 

@@ -370,11 +370,14 @@ class Edge:
 class TopicHandler:
     """Handles the messages of one input topic for a built app."""
 
-    def __init__(self, edge: Edge, expected: EventType) -> None:
+    def __init__(self, edge: Edge, topic: str, expected: EventType) -> None:
         self.edge = edge
         self.sa = edge.sa
         self.expected = expected
         self.settings = edge.settings
+        # Bound once: labels() per event took 3% of the worker's samples.
+        self.applied = metrics.EVENTS.labels(topic, "ok")
+        self.age = metrics.EVENT_AGE.labels(topic)
 
     def handle(self, message: Any) -> None:
         started = time.perf_counter()
@@ -421,8 +424,8 @@ class TopicHandler:
         self.edge.publish(result, partition, message.timestamp)
         if raw is None:
             self.edge.customer_added(partition)
-        metrics.EVENTS.labels(message.topic, "ok").inc()
-        metrics.EVENT_AGE.labels(message.topic).observe(max(time.time() - event.ts_ms / 1000, 0))
+        self.applied.inc()
+        self.age.observe(max(time.time() - event.ts_ms / 1000, 0))
         self.edge.clock_moved(partition)
         metrics.PROCESSING.observe(time.perf_counter() - started)
 
@@ -545,7 +548,7 @@ def register(sa: ScorerApp) -> Edge:
         }
     )
     for name, (topic, expected) in sa.topics.inputs.items():
-        handler = TopicHandler(edge, expected)  # type: ignore[arg-type]
+        handler = TopicHandler(edge, name, expected)  # type: ignore[arg-type]
 
         async def agent(stream: Any, handler: TopicHandler = handler) -> None:
             sink = handler.edge.sink

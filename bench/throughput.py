@@ -32,7 +32,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from bench.workload import mixed_events
 from models.alerting import AlertPolicy
@@ -42,7 +42,7 @@ from schemas.wire import Rejected, decode_event
 from stream.broker import EmbeddedBroker
 from stream.processor import EventProcessor
 from stream.settings import Settings
-from stream.topics import partition_for
+from stream.topics import create_topics, partition_for
 from stream.workerproc import WorkerProcess, worker_env
 
 
@@ -57,14 +57,9 @@ class Run:
         return self.events / self.seconds
 
 
-async def create_topics(settings: Settings, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        names = [*settings.input_topics, settings.topic_alerts, settings.topic_scores]
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        await admin.close()
+async def create_bench_topics(settings: Settings, partitions: int) -> None:
+    names = [*settings.input_topics, settings.topic_alerts, settings.topic_scores]
+    await create_topics(settings, *(NewTopic(n, partitions, 1) for n in names))
 
 
 async def load(settings: Settings, events: list[dict[str, object]]) -> Run:
@@ -237,7 +232,7 @@ def measure(
         EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
     ):
         settings = Settings(kafka_bootstrap=broker.bootstrap)
-        asyncio.run(create_topics(settings, partitions))
+        asyncio.run(create_bench_topics(settings, partitions))
         loaded = asyncio.run(load(settings, events))
         b = asyncio.run(bound(settings, len(events), partitions))
         a = product(broker.bootstrap, len(events), Path(tmp) / "w1", timeout_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -74,14 +75,29 @@ def partition_for(key: str, partitions: int) -> int:
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+@contextlib.asynccontextmanager
+async def admin_client(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client for the configured cluster, closed on the way out."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def create_topics(settings: Settings, *topics: NewTopic) -> None:
+    """Create these topics exactly as given (tests and benchmarks, on a fresh broker)."""
+    async with admin_client(settings) as admin:
+        await admin.create_topics(list(topics))
+
+
 async def ensure_topics(settings: Settings) -> int:
     """Create missing topics; return the input topics' common partition count.
 
     Raises ``RuntimeError`` when the input topics disagree on their partition count.
     """
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         if settings.create_topics:
             await _create_missing(admin, settings, topic_specs(settings))
         described = await admin.describe_topics(list(settings.input_topics))
@@ -93,8 +109,6 @@ async def ensure_topics(settings: Settings) -> int:
         partitions = int(next(iter(counts.values())))
         # Internal topics are the worker's own business: always created when missing.
         await _create_missing(admin, settings, internal_topic_specs(settings, partitions))
-    finally:
-        await admin.close()
     return partitions
 
 
@@ -104,12 +118,8 @@ async def create_all_topics(settings: Settings) -> list[str]:
     names of all of them."""
     forced = settings.model_copy(update={"create_topics": True})
     partitions = await ensure_topics(forced)
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         await _create_missing(admin, settings, changelog_topic_specs(settings, partitions))
-    finally:
-        await admin.close()
     specs = [
         *topic_specs(settings),
         *internal_topic_specs(settings, partitions),

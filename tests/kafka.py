@@ -8,19 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.settings import Settings
 from stream.tail import Stream, records
-
-
-async def create_topics(settings: Settings, *topics: NewTopic) -> None:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        await admin.create_topics(list(topics))
-    finally:
-        await admin.close()
 
 
 async def send_all(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:

@@ -14,8 +14,7 @@ from aiokafka.admin import NewTopic
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.sink import BatchSink
-from stream.topics import partition_for
-from tests.kafka import create_topics
+from stream.topics import create_topics, partition_for
 
 TOPIC = "sink-test"
 PARTITIONS = 3

@@ -13,8 +13,8 @@ from aiokafka.admin import NewTopic
 from stream.app import build_app
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
+from stream.topics import create_topics
 from stream.transport import Consumer, pause_inactive
-from tests.kafka import create_topics
 
 
 @pytest.mark.broker

@@ -410,7 +410,7 @@ class TopicHandler:
             return
         watermark = self.edge.watermark.observe(where[:2], event.ts_ms)
         try:
-            raw = self.edge.customers.get(customer_id)
+            raw = self.edge.customers.get(customer_id, partition)
             before = CustomerState.from_bytes(raw) if raw is not None else None
             processor = models.get(partition)
             result = processor.process(before, event, SourcePosition(*where), watermark)
@@ -470,7 +470,7 @@ class TopicHandler:
         scorer = self.edge.models.get(partition).scorer
         if isinstance(scorer, RetentionModels):
             scorer.forget(customer_id)
-        if self.edge.customers.get(customer_id) is not None:
+        if self.edge.customers.get(customer_id, partition) is not None:
             self.edge.customers.delete(customer_id, partition)
             self.edge.customer_added(partition, -1)
         self.edge.sink.append_keyed(self.edge.scores_topic, customer_id, None)
@@ -525,7 +525,7 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
                 return  # moved to another worker: the rest wait for its next scan
         for customer_id in ids[start : start + SCAN_SLICE]:
             # Read now, not listed: an event may have changed the customer meanwhile.
-            raw = edge.customers.get(customer_id)
+            raw = edge.customers.get(customer_id, partition)
             if raw is None:
                 continue  # forgotten meanwhile
             try:

@@ -3,6 +3,7 @@ RocksDB via rocksdict, no broker)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from stream.app import faust_app, raw_table
 from stream.settings import Settings
@@ -95,3 +97,32 @@ def test_all_partitions_of_all_tables_share_one_memory_budget(
         for table in tables:
             for database in table.data._dbs.values():
                 database.close()
+
+
+def test_writes_skip_the_write_ahead_log_and_a_stop_or_revoke_flushes_them(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(table_store="rocksdb", data_dir=tmp_path)
+    app = faust_app(settings, PARTITIONS)
+    table = raw_table(app, settings, "customers", PARTITIONS, "customers")
+    store = table.data
+    written = fill([table], 2)
+    databases = dict(store._dbs)  # held here: Faust's stop drops its own references
+    logs = [log for p in databases for log in store.partition_path(p).glob("*.log")]
+    assert logs and sum(log.stat().st_size for log in logs) == 0
+    assert rocksdb_property([table], "num-entries-active-mem-table") > 0
+    try:
+        store.revoke_partitions(table, {TP(table.changelog_topic.get_topic_name(), 0)})
+        entries = {
+            p: db.property_int_value("rocksdb.num-entries-active-mem-table")
+            for p, db in databases.items()
+        }
+        assert entries[0] == 0 and all(n for p, n in entries.items() if p), entries
+        asyncio.run(store.stop())
+        for p, db in databases.items():
+            assert db.property_int_value("rocksdb.num-entries-active-mem-table") == 0, p
+        for (_, p, key), value in written.items():  # and all of it on disk
+            assert databases[p].get(key) == value
+    finally:
+        for database in databases.values():
+            database.close()

@@ -54,14 +54,22 @@ def assert_no_alert_twice(settings: Settings) -> int:
 
 
 def a_fifth_applied(
-    settings: Settings, start_worker: StartWorker, seed: int, count: int, prefix: str
-) -> tuple[WorkerProcess, list[dict[str, Any]], float]:
-    """A worker with ``count`` events sent to it, once it applied a fifth of them."""
+    settings: Settings,
+    start_worker: StartWorker,
+    seed: int,
+    count: int,
+    prefix: str,
+    held_back: int = 0,
+) -> tuple[WorkerProcess, list[dict[str, Any]], float, list[tuple[str, bytes, bytes]]]:
+    """A worker with ``count`` events made and all but the last ``held_back`` sent to it,
+    once it applied a fifth of those sent; the records held back are returned, unsent."""
     worker = start_worker("w1")
     worker.wait_ready()
     events = make_events(seed=seed, customers=count // 100, per_customer=100, prefix=prefix)
-    send(settings, wire(settings, events))
-    return worker, events, wait_for_processed(worker, count // 5)
+    records = wire(settings, events)
+    sent, rest = records[: count - held_back], records[count - held_back :]
+    send(settings, sent)
+    return worker, events, wait_for_processed(worker, len(sent) // 5), rest
 
 
 @pytest.mark.timeout(900)  # the collect deadline (600 s) and the workers' starts
@@ -69,7 +77,7 @@ def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    first, events, applied = a_fifth_applied(settings, start_worker, 21, EVENTS, "k")
+    first, events, applied, _ = a_fifth_applied(settings, start_worker, 21, EVENTS, "k")
     first.proc.kill()  # SIGKILL: no flush, no commit, no goodbye
     first.proc.wait()
     second = start_worker("w2")
@@ -94,13 +102,9 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     broker: EmbeddedBroker, start_worker: StartWorker
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    first = start_worker("w1")
-    first.wait_ready()
-    events = make_events(seed=22, customers=REBALANCE_EVENTS // 100, per_customer=100, prefix="r")
-    records = wire(settings, events)
-    half = len(records) // 2
-    send(settings, records[:half])
-    wait_for_processed(first, REBALANCE_EVENTS // 10)
+    first, events, _, second_half = a_fifth_applied(
+        settings, start_worker, 22, REBALANCE_EVENTS, "r", held_back=REBALANCE_EVENTS // 2
+    )
     second = start_worker("w2")
     second.wait_ready(timeout_s=120)
     # The second half only now, so the joiner has its partitions' share of it to apply
@@ -108,7 +112,7 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     # had applied all but 379 when the joiner got its partitions (the joiner then never
     # reached 500: 11 of 17 runs here failed so on 2026-12-05, with or without the
     # changes of that day).
-    send(settings, records[half:])
+    send(settings, second_half)
     joined = wait_for_processed(second, 500)
     # The partitions' models moved with them: the joiner restored the first worker's
     # checkpoints, written as the rebalance revoked them.

@@ -6,19 +6,23 @@ The crash test takes about 100 s here (the new worker catches up with 40,000 eve
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
+from stream.topics import partition_for
 from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
 from tests.kafka import collect, latest_by_customer, send
 from tests.test_stream.test_worker import (
     assert_scores_match,
     expected_state,
+    handled,
     make_events,
     scores_caught_up,
     wire,
@@ -38,12 +42,77 @@ def wait_for_processed(worker: WorkerProcess, at_least: float, timeout_s: float 
     return done
 
 
-def assert_exact(settings: Settings, events: list[dict[str, Any]]) -> None:
+def assert_exact(
+    settings: Settings,
+    events: list[dict[str, Any]],
+    workers: list[WorkerProcess],
+    deadline_s: float,
+) -> None:
     expected = expected_state(events)
     # A deadline, not a wait: collecting ends once every customer's score caught up, and
-    # the assertion below is about exactness, not speed (about 80 s here).
-    scores = collect(settings, "scores", scores_caught_up(expected), timeout_s=600)
-    assert_scores_match(latest_by_customer(scores), expected)
+    # the assertion below is about exactness, not speed (about 80 s here). It is shorter
+    # than the test's timeout, so that a run that never catches up says why.
+    caught_up = scores_caught_up(expected)
+    latest = latest_by_customer(collect(settings, "scores", caught_up, timeout_s=deadline_s))
+    assert caught_up([]), not_caught_up(settings, events, latest, workers)
+    assert_scores_match(latest, expected)
+
+
+def not_caught_up(
+    settings: Settings,
+    events: list[dict[str, Any]],
+    latest: dict[str, dict[str, Any]],
+    workers: list[WorkerProcess],
+) -> str:
+    """Why the scores did not catch up: events missing per input partition against the
+    group's committed offsets, and whether each worker still runs, with its log's end."""
+    missing: Counter[int] = Counter()
+    sent: Counter[str] = Counter()
+    topic = {kind: name for name, kind in settings.input_topics.items()}
+    for customer, exp in expected_state(events).items():
+        partition = partition_for(customer, settings.topic_partitions)
+        got = handled(latest[customer]) if customer in latest else 0
+        missing[partition] += handled(exp) - got
+    for event in events:
+        partition = partition_for(event["customer_id"], settings.topic_partitions)
+        sent[f"{topic[event['type']]}/{partition}"] += 1
+    try:
+        committed: object = group_offsets(settings)
+    except Exception as exc:  # the report must not hide the failure it reports
+        committed = repr(exc)
+    lines = [
+        f"events missing from the latest scores, by partition: {dict(sorted(missing.items()))}"
+    ]
+    lines.append(f"events sent: {dict(sorted(sent.items()))}")
+    lines.append(f"the group's committed offsets: {committed}")
+    for worker in workers:
+        state = "running" if worker.proc.poll() is None else f"exited {worker.proc.returncode}"
+        tail = worker.log_path.read_text(errors="replace").splitlines()[-30:]
+        lines += [f"{worker.log_path.name}: {state}", *tail]
+    return "\n".join(lines)
+
+
+def group_offsets(settings: Settings) -> dict[str, int | None]:
+    """The worker group's committed input offsets, read without joining the group (the
+    admin client's OffsetFetch is one Tansu answers in a version aiokafka cannot read)."""
+
+    async def read() -> dict[str, int | None]:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in settings.input_topics
+            for p in range(settings.topic_partitions)
+        ]
+        consumer = AIOKafkaConsumer(
+            **settings.kafka_client_options(), group_id=settings.app_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            return {f"{tp.topic}/{tp.partition}": await consumer.committed(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
 
 
 def assert_no_alert_twice(settings: Settings) -> int:
@@ -82,7 +151,7 @@ def test_kill_9_with_events_in_flight_loses_and_doubles_nothing(
     first.proc.wait()
     second = start_worker("w2")
     second.wait_ready()
-    assert_exact(settings, events)
+    assert_exact(settings, events, [second], deadline_s=600)
     redone = second.metric("crm_events_total", outcome="ok")
     duplicates = second.metric("crm_events_total", outcome="duplicate")
     alerts = assert_no_alert_twice(settings)
@@ -121,7 +190,7 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_and_doubles_nothing(
     restored_before = first.metric("crm_model_restores_total", outcome="restored")
     second_duplicates = second.metric("crm_events_total", outcome="duplicate")
     assert second.stop() == 0  # leaves: its partitions go back to the first worker
-    assert_exact(settings, events)
+    assert_exact(settings, events, [first, second], deadline_s=150)
     # The restore follows the partitions' return (a rebalance, then recovery), which the
     # outputs need not wait for: the joiner may have applied every event before leaving.
     restored = first.wait_metric(

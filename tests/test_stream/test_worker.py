@@ -121,7 +121,7 @@ def wire(settings: Settings, events: list[dict[str, Any]]) -> list[tuple[str, by
     return [(topic[e["type"]], e["customer_id"].encode(), orjson.dumps(e)) for e in events]
 
 
-def _handled(score: dict[str, Any]) -> int:
+def handled(score: dict[str, Any]) -> int:
     return sum(
         int(score[k]) for k in ("purchase_count", "refund_count", "browse_count", "feedback_count")
     )
@@ -131,7 +131,7 @@ def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Callable[[list[Any]
     """``collect``'s stop test: every customer's latest score counts all its events.
     It looks only at the records added since its last call (it is called per record: a
     walk of them all each time cost the test machine more CPU than the worker had)."""
-    want = {c: _handled(e) for c, e in expected.items()}
+    want = {c: handled(e) for c, e in expected.items()}
     behind = set(want)
     seen = 0
 
@@ -140,7 +140,7 @@ def scores_caught_up(expected: dict[str, dict[str, Any]]) -> Callable[[list[Any]
         for record in records[seen:]:
             customer = record["customer_id"]
             if customer in want:
-                if _handled(record) == want[customer]:
+                if handled(record) == want[customer]:
                     behind.discard(customer)
                 else:
                     behind.add(customer)

@@ -54,37 +54,37 @@ def assert_exact(
     # than the test's timeout, so that a run that never catches up says why.
     caught_up = scores_caught_up(expected)
     latest = latest_by_customer(collect(settings, "scores", caught_up, timeout_s=deadline_s))
-    assert caught_up([]), not_caught_up(settings, events, latest, workers)
+    assert caught_up([]), not_caught_up(settings, events, expected, latest, workers)
     assert_scores_match(latest, expected)
 
 
 def not_caught_up(
     settings: Settings,
     events: list[dict[str, Any]],
+    expected: dict[str, dict[str, Any]],
     latest: dict[str, dict[str, Any]],
     workers: list[WorkerProcess],
 ) -> str:
     """Why the scores did not catch up: events missing per input partition against the
     group's committed offsets, and whether each worker still runs, with its log's end."""
     missing: Counter[int] = Counter()
-    sent: Counter[str] = Counter()
-    topic = {kind: name for name, kind in settings.input_topics.items()}
-    for customer, exp in expected_state(events).items():
+    for customer, exp in expected.items():
         partition = partition_for(customer, settings.topic_partitions)
         got = handled(latest[customer]) if customer in latest else 0
         missing[partition] += handled(exp) - got
-    for event in events:
-        partition = partition_for(event["customer_id"], settings.topic_partitions)
-        sent[f"{topic[event['type']]}/{partition}"] += 1
+    sent = Counter(
+        f"{topic}/{partition_for(key.decode(), settings.topic_partitions)}"
+        for topic, key, _ in wire(settings, events)
+    )
     try:
         committed: object = group_offsets(settings)
     except Exception as exc:  # the report must not hide the failure it reports
         committed = repr(exc)
     lines = [
-        f"events missing from the latest scores, by partition: {dict(sorted(missing.items()))}"
+        f"events missing from the latest scores, by partition: {dict(sorted(missing.items()))}",
+        f"events sent: {dict(sorted(sent.items()))}",
+        f"the group's committed offsets: {committed}",
     ]
-    lines.append(f"events sent: {dict(sorted(sent.items()))}")
-    lines.append(f"the group's committed offsets: {committed}")
     for worker in workers:
         state = "running" if worker.proc.poll() is None else f"exited {worker.proc.returncode}"
         tail = worker.log_path.read_text(errors="replace").splitlines()[-30:]

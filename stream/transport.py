@@ -1,8 +1,10 @@
 """Faust's aiokafka transport, with the worker consumer's fetch wait taken from the
 settings (``CRM_FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1,500 ms, partitions Faust
 does not read paused in aiokafka too (:func:`pause_inactive`), the offsets of what was
-processed committed before a rebalance forgets them (:class:`Consumer`), and a producer
-that also sends the worker's record batches (:class:`stream.sink.BatchSink`).
+processed committed before a rebalance forgets them (:class:`Consumer`), each fetched
+message handed to the streams without a task when their buffer takes it at once
+(:class:`EagerWaitFirst`), and a producer that also sends the worker's record batches
+(:class:`stream.sink.BatchSink`).
 
 The wait is how long a broker may hold a fetch that found nothing new. Apache Kafka
 answers as soon as a record arrives; a broker that holds the fetch for the whole wait
@@ -12,13 +14,16 @@ measured at 700 records/s) adds it to every event's latency.
 
 from __future__ import annotations
 
-from collections.abc import Set
+import asyncio
+from collections.abc import Coroutine, Generator, Set
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode.services import Service, WaitArgT, WaitResults
+from mode.utils.times import Seconds
 
 from stream.sink import BatchSink
 from stream.stores import RocksDBMemory
@@ -69,7 +74,67 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
 
 
-class Consumer(faust_aiokafka.Consumer):
+class Resumed:
+    """Awaitable: a coroutine that was stepped by hand and stopped at ``yielded``, driven
+    on from there by whichever task awaits this.
+
+    The awaiting task gets ``yielded`` (the future the coroutine waits on) as if the
+    coroutine had yielded it to it, then every value and exception goes to the coroutine.
+    """
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded = self.coro, self.yielded
+        while True:
+            try:
+                try:
+                    sent = yield yielded
+                except BaseException as exc:  # the task's cancel among them: the coroutine's
+                    yielded = coro.throw(exc)
+                else:
+                    yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+class EagerWaitFirst(Service):
+    """A mode service whose ``wait_first`` starts the first coroutine itself."""
+
+    async def wait_first(
+        self,
+        *coros: WaitArgT,
+        timeout: Seconds | None = None,  # noqa: ASYNC109 (the signature mode calls)
+    ) -> WaitResults:
+        """Mode's ``Service.wait_first``, the first coroutine started here: if it
+        finishes without waiting, its result, with no task made; if it waits, mode's race
+        from there.
+
+        Faust's fetch loop hands each message to the streams through this, racing the
+        hand-over against a rebalance's flow stop, and mode makes a task for each of them
+        and for the consumer's stopped and crashed events: four tasks a message, 10% of
+        the worker's CPU (py-spy, docs/benchmarks.md). The hand-over mostly returns at
+        once: the message goes into its stream's buffer, and Faust pauses a partition
+        before that fills.
+        """
+        first, *rest = coros
+        if asyncio.iscoroutine(first):
+            try:
+                yielded = first.send(None)
+            except StopIteration as done:
+                if self._stopped.is_set() or self._crashed.is_set():
+                    return WaitResults([], [], True)
+                return WaitResults([first], [done.value], False)
+            coros = (cast(WaitArgT, Resumed(first, yielded)), *rest)
+        # mode annotates its None default as Seconds.
+        return await super().wait_first(*coros, timeout=cast(Seconds, timeout))
+
+
+class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -1,5 +1,6 @@
 """The worker's consumer fetches with the configured wait, not Faust's fixed 1,500 ms,
-and does not fetch the partitions Faust is not reading."""
+does not fetch the partitions Faust is not reading, and hands a message to the streams
+without a task when it can."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import cast
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
+from mode.services import WaitResults
+from mode.utils.locks import Event
 
 from stream.app import build_app
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.topics import create_topics
-from stream.transport import Consumer, pause_inactive
+from stream.transport import Consumer, EagerWaitFirst, pause_inactive
 
 
 @pytest.mark.broker
@@ -83,3 +86,101 @@ def test_a_partition_faust_is_not_reading_is_not_fetched(broker: EmbeddedBroker)
     assert unpaused == (1, [b"unread"])
     # Paused, it did not; resumed, its record comes.
     assert paused == (None, [b"unread"])
+
+
+class Waiter(EagerWaitFirst):
+    """A bare mode service with the consumer's ``wait_first``."""
+
+
+def test_a_coroutine_that_finishes_at_once_runs_in_the_callers_task() -> None:
+    async def run() -> tuple[WaitResults, list[asyncio.Task[object] | None], int]:
+        ran_in: list[asyncio.Task[object] | None] = []
+
+        async def hand_over() -> int:
+            ran_in.append(asyncio.current_task())
+            return 42
+
+        before = len(asyncio.all_tasks())
+        flow_stopped = Event()
+        results = await Waiter().wait_first(hand_over(), flow_stopped)
+        assert ran_in == [asyncio.current_task()]
+        return results, ran_in, len(asyncio.all_tasks()) - before
+
+    results, _, new_tasks = asyncio.run(run())
+    assert results.results == [42]
+    assert not results.stopped
+    assert new_tasks == 0
+
+
+def test_a_coroutine_that_waits_is_driven_on_to_its_result() -> None:
+    async def run() -> tuple[WaitResults, list[str]]:
+        loop = asyncio.get_running_loop()
+        steps: list[str] = []
+        ready: asyncio.Future[str] = loop.create_future()
+
+        async def hand_over() -> str:
+            steps.append("started")
+            got = await ready
+            steps.append(got)
+            await asyncio.sleep(0)
+            return got.upper()
+
+        loop.call_soon(ready.set_result, "taken")
+        results = await Waiter().wait_first(hand_over(), Event())
+        return results, steps
+
+    results, steps = asyncio.run(run())
+    assert steps == ["started", "taken"]
+    assert results.results == ["TAKEN"]
+    assert not results.stopped
+
+
+def test_a_coroutine_still_waiting_when_the_flow_stops_is_cancelled() -> None:
+    async def run() -> tuple[WaitResults, list[str]]:
+        loop = asyncio.get_running_loop()
+        steps: list[str] = []
+        flow_stopped = Event()
+
+        async def hand_over() -> None:
+            steps.append("started")
+            try:
+                await loop.create_future()  # a full buffer that never drains
+            except asyncio.CancelledError:
+                steps.append("cancelled")
+                raise
+
+        loop.call_soon(flow_stopped.set)
+        results = await Waiter().wait_first(hand_over(), flow_stopped)
+        await asyncio.sleep(0)  # the cancel reaches the coroutine on its task's next step
+        return results, steps
+
+    results, steps = asyncio.run(run())
+    assert steps == ["started", "cancelled"]
+    assert results.results == [True]  # the flow event's wait, the winner
+    assert not results.stopped
+
+
+@pytest.mark.parametrize("waits_first", [False, True])
+def test_an_error_in_the_coroutine_reaches_the_caller(waits_first: bool) -> None:
+    async def run() -> None:
+        async def hand_over() -> None:
+            if waits_first:
+                await asyncio.sleep(0)
+            raise ValueError("undecodable")
+
+        await Waiter().wait_first(hand_over(), Event())
+
+    with pytest.raises(ValueError, match="undecodable"):
+        asyncio.run(run())
+
+
+def test_a_stopped_service_says_so_as_mode_does() -> None:
+    async def run() -> WaitResults:
+        async def hand_over() -> int:
+            return 1
+
+        waiter = Waiter()
+        waiter._stopped.set()
+        return await waiter.wait_first(hand_over(), Event())
+
+    assert asyncio.run(run()) == WaitResults([], [], True)

@@ -158,7 +158,8 @@ class CoPurchaseOffers:
                 scores[links.ids[:n]] += links.counts[:n] * scale
         scores *= inv_root[: len(scores)]
         scores[[self.index[j] for j in owned if j in self.index]] = 0.0
-        candidates = np.flatnonzero(scores)
+        # No score is negative; a float array's own nonzero scan takes four times longer.
+        candidates = np.flatnonzero(scores > 0)
         if len(candidates) > k:
             # The k best, and any that tie with the k-th: the tie-break below picks.
             kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]

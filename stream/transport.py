@@ -15,14 +15,13 @@ measured at 700 records/s) adds it to every event's latency.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator, Iterable, Set
+from collections.abc import Coroutine, Generator, Set
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from mode import ServiceT
 from mode.services import Service, WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
@@ -191,9 +190,8 @@ class Transport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    """``faust.App`` on :class:`Transport`, with the worker consumer's fetch wait, the
-    memory its RocksDB tables share (``None`` on the memory store), and without Faust's
-    statistics sensor."""
+    """``faust.App`` on :class:`Transport`, with the worker consumer's fetch wait, and
+    the memory its RocksDB tables share (``None`` on the memory store)."""
 
     def __init__(
         self,
@@ -210,11 +208,3 @@ class App(faust.App):
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
-
-    def on_init_dependencies(self) -> Iterable[ServiceT]:
-        """Faust's, less its ``Monitor`` sensor: it times every message and stream
-        event (2% of the worker's CPU, py-spy) for a statistics page that only Faust's
-        debug mode serves; the worker's metrics are its own (``/metrics``)."""
-        dependencies = super().on_init_dependencies()
-        self.sensors.remove(self.monitor)
-        return dependencies

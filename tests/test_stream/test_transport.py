@@ -10,7 +10,6 @@ from typing import cast
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
-from faust.sensors import Monitor
 from mode.services import WaitResults
 from mode.utils.locks import Event
 
@@ -185,12 +184,3 @@ def test_a_stopped_service_says_so_as_mode_does() -> None:
         return await waiter.wait_first(hand_over(), Event())
 
     assert asyncio.run(run()) == WaitResults([], [], True)
-
-
-def test_the_app_runs_without_fausts_statistics_sensor() -> None:
-    async def sensors() -> list[object]:
-        app = build_app(Settings(kafka_bootstrap="127.0.0.1:9"), 2).app
-        app.on_init_dependencies()
-        return list(app.sensors)
-
-    assert not any(isinstance(sensor, Monitor) for sensor in asyncio.run(sensors()))

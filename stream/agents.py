@@ -1,18 +1,21 @@
-"""Thin agents: one per input topic (decode, route, apply, publish), one for scan ticks
-(re-score the quiet customers of a partition) and one for feedback outcomes (the
-sentiment-surge detector, on one partition so that it sees every customer), plus a timer
-that moves the event-time clock when input partitions go idle and writes the models'
-checkpoints, and the rebalance and shutdown hooks that write and forget them.
+"""A handler per input topic (decode, route, apply, publish), called on each message
+where the consumer fetches it (:meth:`stream.transport.Conductor.handle`: no stream in
+between), thin agents for scan ticks (re-score the quiet customers of a partition) and
+for feedback outcomes (the sentiment-surge detector, on one partition so that it sees
+every customer), plus a timer that moves the event-time clock when input partitions go
+idle and writes the models' checkpoints, and the rebalance and shutdown hooks that write
+and forget them.
 
 Errors at the Kafka edge are logged with topic, partition and offset, and decided
 explicitly: bad input and processing failures go to the dead-letter topic and the
-agent goes on; nothing is dropped silently.
+handler goes on; a failure outside that (the state store, publishing) stops the worker,
+and the message is read again; nothing is dropped silently.
 
 A customer's state (the table's changelog), scores, alerts and feedback outcomes go
 through one record sink (:mod:`stream.sink`): appended in processing order to a batch
-per topic partition, without waiting (awaited sends from three agents could wake out of
-order under back-pressure), and all delivered before Faust commits offsets, which keeps
-delivery at-least-once. The rare records (dead letters, re-routed events, scan ticks,
+per topic partition, without waiting (awaited sends from three topics' handlers could
+wake out of order under back-pressure), and all delivered before Faust commits offsets,
+which keeps delivery at-least-once. The rare records (dead letters, re-routed events, scan ticks,
 checkpoints) keep Faust's ``send_soon``.
 """
 
@@ -550,14 +553,7 @@ def register(sa: ScorerApp) -> Edge:
     for name, (topic, expected) in sa.topics.inputs.items():
         handler = TopicHandler(edge, name, expected)  # type: ignore[arg-type]
 
-        async def agent(stream: Any, handler: TopicHandler = handler) -> None:
-            sink = handler.edge.sink
-            async for event in stream.events():
-                handler.handle(event.message)
-                if sink.backlog > sink.max_backlog:
-                    await sink.ebb()
-
-        sa.app.agent(topic, name=f"consume-{name}")(agent)
+        cast(transport.Conductor, sa.app.topics).handle(topic, handler.handle, edge.sink)
 
     async def scan(stream: Any) -> None:
         async for event in stream.events():

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Called with (partition, offset of the batch's last record) once a batch is stored.
 Delivered = Callable[[int, int], None]
 
-#: Records appended and not yet handed to the producer, above which the agents wait.
+#: Records appended and not yet handed to the producer, above which the handlers wait.
 MAX_BACKLOG = 2_000
 
 #: Batches per topic partition, the open one last.

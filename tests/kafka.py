@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.settings import Settings
 from stream.tail import Stream, records
@@ -51,3 +51,26 @@ def collect(
 def latest_by_customer(scores: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last score record per customer (one partition per key keeps them in order)."""
     return {record["customer_id"]: record for record in scores}
+
+
+def group_offsets(settings: Settings) -> dict[str, int | None]:
+    """The worker group's committed input offsets, read without joining the group (the
+    admin client's OffsetFetch is one Tansu answers in a version aiokafka cannot read)."""
+
+    async def read() -> dict[str, int | None]:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in settings.input_topics
+            for p in range(settings.topic_partitions)
+        ]
+        consumer = AIOKafkaConsumer(
+            **settings.kafka_client_options(), group_id=settings.app_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            return {f"{tp.topic}/{tp.partition}": await consumer.committed(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

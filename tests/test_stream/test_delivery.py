@@ -6,19 +6,17 @@ The crash test takes about 100 s here (the new worker catches up with 40,000 eve
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.topics import partition_for
 from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
-from tests.kafka import collect, latest_by_customer, send
+from tests.kafka import collect, group_offsets, latest_by_customer, send
 from tests.test_stream.test_worker import (
     assert_scores_match,
     expected_state,
@@ -90,29 +88,6 @@ def not_caught_up(
         tail = worker.log_path.read_text(errors="replace").splitlines()[-30:]
         lines += [f"{worker.log_path.name}: {state}", *tail]
     return "\n".join(lines)
-
-
-def group_offsets(settings: Settings) -> dict[str, int | None]:
-    """The worker group's committed input offsets, read without joining the group (the
-    admin client's OffsetFetch is one Tansu answers in a version aiokafka cannot read)."""
-
-    async def read() -> dict[str, int | None]:
-        tps = [
-            TopicPartition(topic, p)
-            for topic in settings.input_topics
-            for p in range(settings.topic_partitions)
-        ]
-        consumer = AIOKafkaConsumer(
-            **settings.kafka_client_options(), group_id=settings.app_id, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            return {f"{tp.topic}/{tp.partition}": await consumer.committed(tp) for tp in tps}
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
 
 
 def assert_no_alert_twice(settings: Settings) -> int:

@@ -5,8 +5,10 @@ without a task when it can."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import cast
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
@@ -16,8 +18,11 @@ from mode.utils.locks import Event
 from stream.app import build_app
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
-from stream.topics import create_topics
+from stream.topics import create_topics, partition_for
 from stream.transport import Consumer, EagerWaitFirst, pause_inactive
+from tests.conftest import StartWorker
+from tests.factories import BASE_TS, DAY, feedback, purchase
+from tests.kafka import collect, group_offsets, latest_by_customer, send
 
 
 @pytest.mark.broker
@@ -184,3 +189,60 @@ def test_a_stopped_service_says_so_as_mode_does() -> None:
         return await waiter.wait_first(hand_over(), Event())
 
     assert asyncio.run(run()) == WaitResults([], [], True)
+
+
+#: Loaded by the worker's interpreter at start (``sitecustomize``): handling a message
+#: that says "poison" fails, as a state store or a broken publish would.
+FAIL_ON_POISON = """
+import stream.agents
+
+handle = stream.agents.TopicHandler.handle
+
+
+def failing(self, message):
+    if message.value and b"poison" in message.value:
+        raise RuntimeError("injected failure")
+    handle(self, message)
+
+
+stream.agents.TopicHandler.handle = failing
+"""
+
+
+@pytest.mark.broker
+def test_a_message_whose_handling_fails_stops_the_worker_and_is_read_again(
+    broker: EmbeddedBroker, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FAIL_ON_POISON)
+    failing = start_worker("failing", PYTHONPATH=str(inject))
+    failing.wait_ready()
+    poison = feedback("poison-1", "cust-1", BASE_TS + DAY, "poison", rating=2)
+    send(
+        settings,
+        [
+            (
+                settings.topic_purchases,
+                b"cust-1",
+                orjson.dumps(purchase("p1", "cust-1", BASE_TS, 9.5)),
+            ),
+            (settings.topic_feedback, b"cust-1", orjson.dumps(poison)),
+        ],
+    )
+    assert failing.proc.wait(timeout=60) != 0
+    log = failing.log_path.read_text(errors="replace")
+    partition = partition_for("cust-1", settings.topic_partitions)
+    assert f"handling {settings.topic_feedback}[{partition}]@0 failed: stopping the worker" in log
+    assert group_offsets(settings)[f"{settings.topic_feedback}/{partition}"] in (None, 0)
+
+    start_worker("w2").wait_ready()
+    latest = latest_by_customer(
+        collect(
+            settings,
+            "scores",
+            lambda scores: latest_by_customer(scores).get("cust-1", {}).get("feedback_count") == 1,
+        )
+    )
+    assert latest["cust-1"]["feedback_count"] == 1 and latest["cust-1"]["purchase_count"] == 1

@@ -15,8 +15,8 @@ A customer's state (the table's changelog), scores, alerts and feedback outcomes
 through one record sink (:mod:`stream.sink`): appended in processing order to a batch
 per topic partition, without waiting (awaited sends from three topics' handlers could
 wake out of order under back-pressure), and all delivered before Faust commits offsets,
-which keeps delivery at-least-once. The rare records (dead letters, re-routed events, scan ticks,
-checkpoints) keep Faust's ``send_soon``.
+which keeps delivery at-least-once. The rare records (dead letters, re-routed events,
+scan ticks, checkpoints) keep Faust's ``send_soon``.
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ class Conductor(FaustConductor):
     def handle(self, topic: TopicT, handle: Callable[[Message], None], sink: BatchSink) -> None:
         """Subscribe to ``topic`` and call ``handle`` on each of its messages in the
         consumer's fetch loop: no queue, stream, agent nor task in between (the worker did
-        30% more events a second, docs/benchmarks.md).
+        1.4 times the events a second, docs/benchmarks.md).
 
         Kept from Faust's path: a rebalance holds the messages back (flow control), one
         fetched before it is left for the new assignment to read again, and a message

@@ -96,7 +96,6 @@ def measure(
         if out is None:
             continue
         state_bytes = out.state.to_bytes()
-        out.score.model_dump_json()
         for alert in out.alerts:
             alert.model_dump_json()
         states[customer] = CustomerState.from_bytes(state_bytes)

@@ -122,9 +122,7 @@ async def bound(settings: Settings, total: int, partitions: int) -> Run:
                         continue
                     states[customer] = out.state
                     key = customer.encode()
-                    await producer.send(
-                        settings.topic_scores, out.score.model_dump_json().encode(), key=key
-                    )
+                    await producer.send(settings.topic_scores, out.score_json, key=key)
                     for alert in out.alerts:
                         await producer.send(
                             settings.topic_alerts, alert.model_dump_json().encode(), key=key

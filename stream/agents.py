@@ -260,7 +260,7 @@ class Edge:
         behind it, in seconds)."""
         customer_id = out.state.customer_id
         self.customers.set(customer_id, partition, out.state.to_bytes())
-        self.sink.append_keyed(self.scores_topic, customer_id, out.score.model_dump_json().encode())
+        self.sink.append_keyed(self.scores_topic, customer_id, out.score_json)
         for alert in out.alerts:
             if self.publish_alert(customer_id, alert) and received_ts:
                 latency = max(time.time() - received_ts, 0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from models.alerting import AlertDecision, AlertPolicy, event_time, surge_alert
 from models.features import (
@@ -26,7 +27,7 @@ from models.scoring import CustomerScorer, Scores
 from models.surge import SentimentSurge
 from schemas.alerts import AlertKind, RiskAlert
 from schemas.events import FeedbackEvent
-from schemas.scores import CustomerScore
+from schemas.scores import CustomerScore, score_json
 
 
 def wall_clock() -> datetime:
@@ -40,12 +41,17 @@ class Processed:
     state: CustomerState
     ts_ms: int  # event time of the event, or of the scan
     scores: Scores
-    score: CustomerScore
+    #: The public score record, as published (``schemas.scores.score_json``).
+    score_json: bytes
     alerts: list[RiskAlert]
     #: Alert kinds the per-customer cooldown held back.
     suppressed: list[AlertKind]
     #: For feedback: negative (rating, or predicted when unrated) or not; else None.
     feedback_negative: bool | None = None
+
+    @property
+    def score(self) -> CustomerScore:
+        return CustomerScore.model_validate_json(self.score_json)
 
 
 def feedback_negative(event: AnyEvent, scores: Scores) -> bool | None:
@@ -77,16 +83,17 @@ class SurgeWatch:
         return surge_alert(surge, SentimentSurge.VERSION, self.clock())
 
 
-def score_record(
+def score_fields(
     state: CustomerState,
     scores: Scores,
     now_ms: int,
     model_version: str,
     event_id: str | None,
-) -> CustomerScore:
-    """The public ``CustomerScore`` for a state and what the models say about it."""
+) -> dict[str, Any]:
+    """The fields of the public ``CustomerScore`` for a state and what the models say
+    about it."""
     satisfaction = satisfaction_at(state, now_ms)
-    return CustomerScore(
+    return dict(
         customer_id=state.customer_id,
         as_of=event_time(now_ms),
         event_id=event_id,
@@ -126,6 +133,17 @@ def score_record(
         influence=None if scores.influence is None else round(scores.influence, 3),
         influence_degree=scores.influence_degree,
     )
+
+
+def score_record(
+    state: CustomerState,
+    scores: Scores,
+    now_ms: int,
+    model_version: str,
+    event_id: str | None,
+) -> CustomerScore:
+    """The public ``CustomerScore`` for a state and what the models say about it."""
+    return CustomerScore(**score_fields(state, scores, now_ms, model_version, event_id))
 
 
 class EventProcessor:
@@ -203,7 +221,7 @@ class EventProcessor:
         self.scorer.learn_one(before, after, event)
         version = self.scorer.model_version
         decision = self.policy.on_event(before, after, event, scores, version, self.clock())
-        score = score_record(after, scores, event.ts_ms, version, event.event_id)
+        score = score_json(score_fields(after, scores, event.ts_ms, version, event.event_id))
         negative = feedback_negative(event, scores)
         return _processed(after, event.ts_ms, scores, score, decision, negative)
 
@@ -219,7 +237,7 @@ class EventProcessor:
         decision = self.policy.on_scan(before, after, at_ms, scores, version, self.clock())
         if after == before:
             return None
-        score = score_record(after, scores, at_ms, version, None)
+        score = score_json(score_fields(after, scores, at_ms, version, None))
         return _processed(after, at_ms, scores, score, decision, None)
 
 
@@ -238,7 +256,7 @@ def _processed(
     state: CustomerState,
     ts_ms: int,
     scores: Scores,
-    score: CustomerScore,
+    score: bytes,
     decision: AlertDecision,
     negative: bool | None,
 ) -> Processed:
@@ -246,7 +264,7 @@ def _processed(
         state=state,
         ts_ms=ts_ms,
         scores=scores,
-        score=score,
+        score_json=score,
         alerts=decision.alerts,
         suppressed=decision.suppressed,
         feedback_negative=negative,

@@ -3,10 +3,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+import orjson
+
+from bench.workload import mixed_events
 from models.features import AnyEvent, CustomerState, SourcePosition
 from models.scoring import Scores
 from schemas.events import parse_event_object
-from stream.processor import EventProcessor
+from schemas.scores import CustomerScore
+from stream.processor import EventProcessor, score_fields
 from tests.factories import BASE_TS, DAY, feedback, purchase
 
 
@@ -108,3 +112,22 @@ def test_a_quiet_customer_is_rescored_and_alerted_once() -> None:
     assert (alert.kind.value, alert.event_id, alert.churn_tier) == ("churn_risk", None, "high")
     assert out.score.event_id is None and out.score.churn_tier == "high"
     assert processor.rescore(out.state, BASE_TS + 11 * DAY) is None  # nothing new: silent
+
+
+def test_the_published_score_is_the_models_json_on_the_bench_workload() -> None:
+    """Every score of 3,000 events of the bench's mixed workload (synthetic customers,
+    real review texts), as published, parses to what ``CustomerScore`` would write."""
+    processor = EventProcessor()
+    states: dict[str, CustomerState] = {}
+    compared = 0
+    for n, raw in enumerate(mixed_events(3_000, customers=300)):
+        event = parse_event_object(raw)
+        out = processor.process(states.get(event.customer_id), event, SourcePosition("t", 0, n))
+        assert out is not None
+        states[event.customer_id] = out.state
+        version = processor.scorer.model_version
+        fields = score_fields(out.state, out.scores, out.ts_ms, version, event.event_id)
+        record = CustomerScore(**fields).model_dump_json()
+        assert orjson.loads(out.score_json) == orjson.loads(record)
+        compared += 1
+    assert compared == 3_000

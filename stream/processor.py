@@ -51,6 +51,7 @@ class Processed:
 
     @property
     def score(self) -> CustomerScore:
+        """The published record, parsed (for tests and tools; the worker sends the JSON)."""
         return CustomerScore.model_validate_json(self.score_json)
 
 

@@ -219,10 +219,11 @@ class Conductor(FaustConductor):
         app = self.app
         flow_control = app.flow_control
         producer_ebb = app.producer.buffer.wait_until_ebb
-        held_since = [time.perf_counter()]
-        failed: list[BaseException] = []
+        held_since = time.perf_counter()
+        failed = False
 
         async def on_message(message: Message) -> None:
+            nonlocal held_since, failed
             await flow_control.acquire()
             await producer_ebb()
             # Fetched before a rebalance: the new assignment reads it again. After a
@@ -238,17 +239,17 @@ class Conductor(FaustConductor):
                     message.partition,
                     message.offset,
                 )
-                failed.append(exc)
+                failed = True
                 await app.crash(exc)
                 return
             # Not tracked as pending first: nothing can run between the two.
             app.consumer.ack(message)
             if sink.backlog > sink.max_backlog:
                 await sink.ebb()
-                held_since[0] = time.perf_counter()
-            elif time.perf_counter() - held_since[0] >= MAX_HOLD_S:
+                held_since = time.perf_counter()
+            elif time.perf_counter() - held_since >= MAX_HOLD_S:
                 await asyncio.sleep(0)
-                held_since[0] = time.perf_counter()
+                held_since = time.perf_counter()
 
         self.add(topic)
         self.handlers[topic.get_topic_name()] = on_message

@@ -18,6 +18,7 @@ from models.features import CustomerState
 from models.retention import RetentionModels
 from stream import metrics, transport
 from stream.processor import EventProcessor
+from stream.recovery import TableManager
 from stream.replay import load_models
 from stream.settings import Settings
 from stream.stores import RocksDBMemory
@@ -124,6 +125,7 @@ def faust_app(settings: Settings, input_partitions: int) -> transport.App:
         broker=settings.faust_broker,
         broker_credentials=broker_credentials(settings),
         store="crmrocksdb://" if rocksdb else "memory://",
+        TableManager=TableManager,
         datadir=str(settings.data_dir),
         autodiscover=False,
         topic_partitions=input_partitions,

@@ -3,8 +3,10 @@ older version brought up to date."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -14,6 +16,7 @@ from eventdata.events import DEMO_DATA
 from eventdata.retail import purchase_events, read_csv_gz
 from models.checkpoint import CheckpointError, ModelCheckpoint
 from models.churn import PackedFeatures
+from models.features import CustomerState
 from models.retention import MODEL_VERSION, UPGRADES_FROM, RetentionModels
 from schemas.events import parse_event_object
 from stream.processor import EventProcessor
@@ -108,3 +111,31 @@ def test_orders_with_products_give_offers_of_products_not_bought() -> None:
     # Everyone bought tea: "me" followed the others within the window.
     assert second.score.influence_degree and second.score.influence_degree >= 1
     assert second.score.spend_forecast_30d is None  # the demand model is not ready yet
+
+
+@pytest.mark.parametrize("enabled_before", [True, False], ids=["gc-on", "gc-off"])
+def test_a_tick_runs_with_the_garbage_collector_paused_and_leaves_it_as_it_was(
+    enabled_before: bool,
+) -> None:
+    """A tick decodes every customer of the partition; a full collection set off by
+    those allocations doubled its time (models.retention.collections_paused)."""
+    out = EventProcessor().process(None, parse_event_object(purchase("o1", "c1", BASE_TS, 5.0)))
+    assert out is not None
+    models = RetentionModels()
+    models.advance(BASE_TS, list)
+    seen: list[bool] = []
+
+    def customers() -> Iterator[CustomerState]:
+        seen.append(gc.isenabled())
+        yield out.state
+
+    was = gc.isenabled()
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        models.advance(BASE_TS + 8 * DAY, customers)
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False]  # one tick, walked with the collector paused
+    assert after is enabled_before
+    assert models.segments.seen == 1  # the tick learned the customer

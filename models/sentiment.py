@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from collections import deque
 from typing import Any
 
@@ -70,6 +71,11 @@ RECENT_TEXTS = 1_000
 MIN_EXAMPLES_FOR_ALERTS = 200
 
 
+def _interned(counts: dict[str, float]) -> dict[str, float]:
+    """The same counts, keyed by the interned n-grams (a checkpoint's keys are its own)."""
+    return {sys.intern(f): n for f, n in counts.items()}
+
+
 class MultinomialNaiveBayes:
     """River's ``naive_bayes.MultinomialNB`` (the same formula and order of operations:
     tests/test_models compares the two to 1e-9), with its counts in one flat dict per
@@ -101,9 +107,13 @@ class MultinomialNaiveBayes:
         model.class_totals = dict(river.class_totals)
         for feature, counts in river.feature_counts.items():
             for c, count in counts.items():
-                model.feature_counts.setdefault(c, {})[feature] = count
+                model.feature_counts.setdefault(c, {})[sys.intern(feature)] = count
         model.vocabulary = len(river.feature_counts)
         return model
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.feature_counts = {c: _interned(counts) for c, counts in self.feature_counts.items()}
 
     def learn_one(self, x: dict[str, int], y: Any) -> None:
         self.class_counts[y] = self.class_counts.get(y, 0) + 1
@@ -115,7 +125,9 @@ class MultinomialNaiveBayes:
             if seen is None:
                 if not any(f in d for d in others):
                     self.vocabulary += 1
-                counts[f] = frequency
+                # One string per n-gram for all classes and partitions: each text makes
+                # its own, and the n-grams were two thirds of the counts' memory.
+                counts[sys.intern(f)] = frequency
             else:
                 counts[f] = seen + frequency
             total += frequency

@@ -111,6 +111,29 @@ def test_naive_bayes_gives_rivers_probabilities_test_then_train() -> None:
     assert ours.vocabulary == len(river.feature_counts)
 
 
+def test_naive_bayes_models_share_one_string_per_n_gram_also_once_restored() -> None:
+    """The worker keeps a model per partition, each learning its own texts: the n-gram
+    keys are interned, so the same n-gram in two classes, two partitions or a restored
+    checkpoint is one string, not one per text that brought it."""
+    texts = [t for t in review_texts() if t.label != "neutral"]
+    random.Random(7).shuffle(texts)
+    texts = texts[:400]
+    models = [MultinomialNaiveBayes() for _ in range(2)]
+    for n, text in enumerate(texts):
+        # Each model its own texts, and its own string objects for them (as decoded).
+        models[n % 2].learn_one(text_features(text.text), text.label == "positive")
+    restored = pickle.loads(pickle.dumps(models[0]))
+    assert restored.feature_counts == models[0].feature_counts
+    keys: dict[str, int] = {}
+    for model in (*models, restored):
+        for counts in model.feature_counts.values():
+            for feature in counts:
+                keys.setdefault(feature, id(feature))
+                assert id(feature) == keys[feature], feature
+    positive, negative = models[0].feature_counts[True], models[1].feature_counts[False]
+    assert len(positive.keys() & negative.keys()) > 100  # so the check above had work
+
+
 def test_a_model_saved_with_rivers_naive_bayes_loads_and_predicts_the_same() -> None:
     texts = [t for t in review_texts() if t.label != "neutral"]
     random.Random(6).shuffle(texts)

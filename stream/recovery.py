@@ -73,25 +73,23 @@ class Recovery(recovery.Recovery):
         tp: TP = message.tp
         offset = message.offset
         now = time.monotonic()
-        if tp in self.active_tps:
-            offsets = self.active_offsets
-            size = self.buffer_sizes.get(tp)
-            table = self.tp_to_table[tp]
-            if size is None:
-                size = self.buffer_sizes[tp] = table.recovery_buffer_size
-            self._active_events_received_at[tp] = now
-        elif tp in self.standby_tps:
-            offsets = self.standby_offsets
-            size = self.buffer_sizes.get(tp)
-            table = self.tp_to_table[tp]
-            if size is None:
-                size = self.buffer_sizes[tp] = table.standby_buffer_size
-                self._standby_events_received_at[tp] = now
-        else:
+        active = tp in self.active_tps
+        if not active and tp not in self.standby_tps:
             # Faust's loop logs this and then applies the record to the previous record's
             # table (its own comment calls that a bug); it is skipped here.
             log.warning("recovery: a record of %s, neither active nor standby, skipped", tp)
             return
+        table = self.tp_to_table[tp]
+        offsets = self.active_offsets if active else self.standby_offsets
+        size = self.buffer_sizes.get(tp)
+        if size is None:
+            size = self.buffer_sizes[tp] = (
+                table.recovery_buffer_size if active else table.standby_buffer_size
+            )
+            if not active:  # as Faust's loop: a standby's first record only
+                self._standby_events_received_at[tp] = now
+        if active:
+            self._active_events_received_at[tp] = now
         seen = offsets.get(tp)
         if seen is not None and offset <= seen:
             return
@@ -103,7 +101,7 @@ class Recovery(recovery.Recovery):
             table.apply_changelog_batch(buffer)
             buffer.clear()
             self._last_flush_at = now
-        if tp in self.active_tps:
+        if active:
             done_at = time.monotonic()
             if self._last_active_event_processed_at is not None:
                 times = self._processing_times

@@ -56,8 +56,10 @@ class CoPurchaseInfluence:
         self.half_life_days = half_life_days
         # Lists, not deques and sets: a deque or set of a few items takes 3-5 times the
         # memory of a list, and there is one per product and one per linked customer.
-        #: Each product's latest buyers, (customer, order time), latest last.
-        self.buyers: dict[str, list[tuple[str, int]]] = {}
+        #: Each product's latest buyers, latest last, flat: customer, order time,
+        #: customer, order time... (a tuple per buyer took 56 bytes more: 31 MiB at
+        #: 555,000 buyers, docs/benchmarks.md).
+        self.buyers: dict[str, list[Any]] = {}
         #: followers[b][c]: weight of the link b -> c, decayed to decayed_at[b].
         self.followers: dict[str, dict[str, float]] = {}
         self.decayed_at: dict[str, int] = {}
@@ -65,8 +67,12 @@ class CoPurchaseInfluence:
         self.leaders: dict[str, list[str]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle; checkpoints written before 2026-12-04 hold deques and sets."""
-        state["buyers"] = {p: list(b) for p, b in state["buyers"].items()}
+        """Unpickle; checkpoints written before 2026-12-04 hold deques and sets, and
+        before 2026-12-07 a (customer, order time) tuple per buyer."""
+        state["buyers"] = {
+            p: [x for pair in b for x in pair] if b and isinstance(b[0], tuple) else list(b)
+            for p, b in state["buyers"].items()
+        }
         state["leaders"] = {c: list(ls) for c, ls in state["leaders"].items()}
         self.__dict__.update(state)
 
@@ -82,18 +88,21 @@ class CoPurchaseInfluence:
             buyers = self.buyers.get(product)
             if buyers is None:
                 buyers = self.buyers[product] = []
+            pairs = iter(buyers)
             # Distinct, in the order they bought: a set's order would follow the hash
             # seed, and with it the sum below and which of equal leaders are kept.
-            earlier = dict.fromkeys([b for b, at in buyers if earliest <= at <= ts_ms])
+            earlier = dict.fromkeys(
+                [b for b, at in zip(pairs, pairs, strict=True) if earliest <= at <= ts_ms]
+            )
             earlier.pop(customer_id, None)
             if earlier:
                 each = 1.0 / len(earlier)
                 for leader in earlier:
                     shares[leader] = share_of(leader, 0.0) + each
-            if not buyers or buyers[-1][0] != customer_id:
-                buyers.append((customer_id, ts_ms))
-                if len(buyers) > self.buyers_per_product:
-                    del buyers[0]
+            if not buyers or buyers[-2] != customer_id:
+                buyers += (customer_id, ts_ms)
+                if len(buyers) > 2 * self.buyers_per_product:
+                    del buyers[:2]
         total = sum(shares.values())
         # The order's strongest leaders only: a large order of common products follows
         # a hundred customers, each barely; linking them all would cost most of the time.
@@ -150,5 +159,7 @@ class CoPurchaseInfluence:
         for leader in self.leaders.pop(customer_id, []):
             self.followers[leader].pop(customer_id, None)
         for product, buyers in list(self.buyers.items()):
-            if any(b == customer_id for b, _ in buyers):
-                self.buyers[product] = [(b, at) for b, at in buyers if b != customer_id]
+            if customer_id in buyers[::2]:
+                pairs = iter(buyers)
+                kept = [(b, at) for b, at in zip(pairs, pairs, strict=True) if b != customer_id]
+                self.buyers[product] = [x for pair in kept for x in pair]

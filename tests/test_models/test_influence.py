@@ -55,7 +55,7 @@ def test_memory_is_bounded_however_many_follow() -> None:
         graph.learn_one(f"f{i}", DAY_MS + i, [f"p{i % 50}"])
     assert len(graph.followers["star"]) <= 6
     assert all(len(links) <= 6 for links in graph.followers.values())
-    assert all(len(b) <= 5 for b in graph.buyers.values())
+    assert all(len(b) <= 2 * 5 for b in graph.buyers.values())  # customer, time
     kept = sum(len(links) for links in graph.followers.values())
     assert sum(len(leaders) for leaders in graph.leaders.values()) == kept  # the index agrees
 
@@ -79,16 +79,23 @@ def test_a_forgotten_customer_is_nowhere_in_the_graph(
         assert all(leader in graph.leaders[f] for f in links)
 
 
-def test_a_checkpoint_of_the_deque_and_set_layout_loads_and_learns_the_same() -> None:
+@pytest.mark.parametrize("layout", ["deques-and-sets", "tuples"])
+def test_a_checkpoint_of_an_earlier_layout_loads_and_learns_the_same(layout: str) -> None:
     orders = [(f"c{i % 7}", i * DAY_MS // 3, [f"p{i % 5}", f"p{(i * 3) % 11}"]) for i in range(60)]
     graph, old = CoPurchaseInfluence(neighbours=3), CoPurchaseInfluence(neighbours=3)
     for customer, ts, products in orders[:40]:
         graph.learn_one(customer, ts, products)
         old.learn_one(customer, ts, products)
-    # Checkpoints written before 2026-12-04 held deques and sets.
-    old.buyers = {p: deque(b, maxlen=old.buyers_per_product) for p, b in old.buyers.items()}  # type: ignore[misc]
-    old.leaders = {c: set(leaders) for c, leaders in old.leaders.items()}  # type: ignore[misc]
+    # Checkpoints written before 2026-12-07 held a (customer, time) tuple per buyer, and
+    # before 2026-12-04 in deques, with sets of leaders.
+    tuples = {p: list(zip(b[::2], b[1::2], strict=True)) for p, b in old.buyers.items()}
+    if layout == "tuples":
+        old.buyers = tuples
+    else:
+        old.buyers = {p: deque(b, maxlen=old.buyers_per_product) for p, b in tuples.items()}  # type: ignore[misc]
+        old.leaders = {c: set(leaders) for c, leaders in old.leaders.items()}  # type: ignore[misc]
     loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.buyers == graph.buyers
     assert all(type(b) is list for b in loaded.buyers.values())
     assert all(type(leaders) is list for leaders in loaded.leaders.values())
     for customer, ts, products in orders[40:]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from faust.types import TP, Message
 
 from stream.app import faust_app, raw_table
-from stream.recovery import Recovery
+from stream.recovery import Recovery, TableManager
 from stream.settings import Settings
 from stream.tables import CustomerTable
 from tests.test_stream.test_tables import RecordingSink
@@ -28,7 +28,8 @@ async def recover(tmp_path: Path, store: str) -> tuple[dict[tuple[str, int], byt
     settings = Settings(table_store=store, data_dir=tmp_path)
     app = faust_app(settings, PARTITIONS)
     table = raw_table(app, settings, "customers", PARTITIONS, "customers")
-    recovery = app.tables.recovery
+    tables = cast(TableManager, app.tables)
+    recovery = tables.recovery
     assert isinstance(recovery, Recovery)
     changelog = table.changelog_topic
     actives = [TP(changelog.get_topic_name(), p) for p in (0, 2)]
@@ -49,7 +50,7 @@ async def recover(tmp_path: Path, store: str) -> tuple[dict[tuple[str, int], byt
         key = app.serializers.dumps_key(str, customer, serializer="json")
         return Message(tp.topic, tp.partition, offset, 0.0, 0, None, key, value, None, tp=tp)
 
-    queue = app.tables.changelog_queue
+    queue = tables.changelog_queue
     records: list[Message] = []
     for offset in range(RECORDS):
         for tp in actives:
@@ -93,7 +94,7 @@ async def recover(tmp_path: Path, store: str) -> tuple[dict[tuple[str, int], byt
         "in_recovery": recovery.in_recovery,
         "offsets": {tp.partition: o for tp, o in recovery.active_offsets.items()},
         "standby_offsets": {tp.partition: o for tp, o in recovery.standby_offsets.items()},
-        "standbys_ready": app.tables.standbys_ready,
+        "standbys_ready": tables.standbys_ready,
         "persisted": {tp.partition: table.data.persisted_offset(tp) for tp in actives},
     }
     for database in getattr(table.data, "_dbs", {}).values():

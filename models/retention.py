@@ -140,7 +140,8 @@ class RetentionModels:
 
     def advance(self, now_ms: int, customers: Callable[[], Iterable[CustomerState]]) -> None:
         """Move the clock: mature churn labels, and at each tick snapshot every customer
-        (churn training examples, segment centroids)."""
+        who bought (churn training examples, segment centroids); ``customers`` may leave
+        out those who never did."""
         if self.clock_ms is not None and now_ms <= self.clock_ms:
             return
         self.clock_ms = now_ms

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from models.alerting import AlertPolicy
-from models.features import CustomerState
+from models.features import CustomerState, may_have_bought
 from models.retention import RetentionModels
 from stream import metrics, transport
 from stream.processor import EventProcessor
@@ -180,16 +180,18 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     policy = AlertPolicy(settings.alerts())
 
     def new_processor(partition: int, scorer: RetentionModels | None = None) -> EventProcessor:
-        def customers_of_partition() -> Iterator[CustomerState]:
+        def buyers_of_partition() -> Iterator[CustomerState]:
+            # The ticks learn from buyers only: the others are not decoded.
             for _, raw in partition_items(customers, partition, input_partitions):
-                yield CustomerState.from_bytes(raw)
+                if may_have_bought(raw):
+                    yield CustomerState.from_bytes(raw)
 
         if scorer is None:
             scorer = copy.deepcopy(warm) if warm else RetentionModels(settings.models())
         return EventProcessor(
             scorer=scorer,
             policy=policy,
-            customers=customers_of_partition,
+            customers=buyers_of_partition,
             scan_interval_days=settings.scan_interval_days,
         )
 

@@ -150,8 +150,9 @@ def score_record(
 class EventProcessor:
     """Applies one validated event to a customer's state and says what to publish.
 
-    ``customers`` lists every customer state this processor owns (the worker's table
-    partitions, or replay's dict); the models read it at their event-time ticks.
+    ``customers`` lists the customer states this processor owns (the worker's table
+    partitions, or replay's dict); the models read it at their event-time ticks, which
+    skip customers who never bought (they may be left out).
 
     The event-time clock is the event's own time in ``replay``, and the low watermark of
     the input partitions in the worker. Every ``scan_interval_days`` of it,

@@ -27,7 +27,7 @@ order links only to its ``neighbours`` strongest leaders.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -38,6 +38,17 @@ def strongest(weights: dict[str, float], n: int) -> list[tuple[str, float]]:
     """The ``n`` largest weights, first come first on a tie: ``heapq.nlargest``'s
     answer, sorted in C (it ran a Python key function on each of a hundred leaders)."""
     return sorted(weights.items(), key=itemgetter(1), reverse=True)[:n]
+
+
+def _pairs(buyers: list[Any]) -> Iterator[tuple[str, int]]:
+    """(customer, order time) of a product's flat list of buyers."""
+    items = iter(buyers)
+    return zip(items, items, strict=True)
+
+
+def _flat(pairs: Iterable[tuple[str, int]]) -> list[Any]:
+    """The flat list of these (customer, order time) pairs."""
+    return [x for pair in pairs for x in pair]
 
 
 class CoPurchaseInfluence:
@@ -70,7 +81,7 @@ class CoPurchaseInfluence:
         """Unpickle; checkpoints written before 2026-12-04 hold deques and sets, and
         before 2026-12-07 a (customer, order time) tuple per buyer."""
         state["buyers"] = {
-            p: [x for pair in b for x in pair] if b and isinstance(b[0], tuple) else list(b)
+            p: _flat(b) if b and isinstance(b[0], tuple) else list(b)
             for p, b in state["buyers"].items()
         }
         state["leaders"] = {c: list(ls) for c, ls in state["leaders"].items()}
@@ -88,12 +99,9 @@ class CoPurchaseInfluence:
             buyers = self.buyers.get(product)
             if buyers is None:
                 buyers = self.buyers[product] = []
-            pairs = iter(buyers)
             # Distinct, in the order they bought: a set's order would follow the hash
             # seed, and with it the sum below and which of equal leaders are kept.
-            earlier = dict.fromkeys(
-                [b for b, at in zip(pairs, pairs, strict=True) if earliest <= at <= ts_ms]
-            )
+            earlier = dict.fromkeys([b for b, at in _pairs(buyers) if earliest <= at <= ts_ms])
             earlier.pop(customer_id, None)
             if earlier:
                 each = 1.0 / len(earlier)
@@ -160,6 +168,5 @@ class CoPurchaseInfluence:
             self.followers[leader].pop(customer_id, None)
         for product, buyers in list(self.buyers.items()):
             if customer_id in buyers[::2]:
-                pairs = iter(buyers)
-                kept = [(b, at) for b, at in zip(pairs, pairs, strict=True) if b != customer_id]
-                self.buyers[product] = [x for pair in kept for x in pair]
+                kept = (pair for pair in _pairs(buyers) if pair[0] != customer_id)
+                self.buyers[product] = _flat(kept)

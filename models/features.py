@@ -199,7 +199,22 @@ def may_have_bought(data: bytes) -> bool:
     return _NEVER_BOUGHT not in data
 
 
+def may_be_rescored(data: bytes) -> bool:
+    """False when a state's bytes say, without decoding them, that the customer never
+    bought and has no open cart: a scan re-scores neither
+    (``stream.processor.EventProcessor.rescore``), and decoding every customer of the
+    partition to find that out was most of a scan's time (docs/benchmarks.md).
+
+    >>> may_be_rescored(CustomerState("c", 0, 0).to_bytes())
+    False
+    >>> may_be_rescored(CustomerState("c", 0, 0, cart_items=1).to_bytes())
+    True
+    """
+    return _NEVER_BOUGHT not in data or _EMPTY_CART not in data
+
+
 _NEVER_BOUGHT = b'"purchase_count":0,'
+_EMPTY_CART = b'"cart_items":0,'
 
 
 #: The state's field names, and a getter of all their values in declaration order:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from models.checkpoint import CheckpointError, ModelCheckpoint
-from models.features import CustomerState, SourcePosition
+from models.features import CustomerState, SourcePosition, may_be_rescored
 from models.retention import RetentionModels
 from models.surge import SentimentSurge
 from schemas.alerts import RiskAlert
@@ -518,8 +518,13 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
     metrics.SCANS.inc()
     processor = edge.models.get(partition)
     table = edge.sa.customers
-    # Ids listed first: publishing writes to the table being walked.
-    ids = [c for c, _ in partition_items(table, partition, edge.sa.input_partitions)]
+    # Ids listed first: publishing writes to the table being walked. Only the customers a
+    # rescore may publish for: the others, decoded, were most of a scan's time.
+    ids = [
+        customer_id
+        for customer_id, raw in partition_items(table, partition, edge.sa.input_partitions)
+        if may_be_rescored(raw)
+    ]
     for start in range(0, len(ids), SCAN_SLICE):
         if start:
             await asyncio.sleep(0)

@@ -229,7 +229,9 @@ class EventProcessor:
 
     def rescore(self, before: CustomerState, at_ms: int) -> Processed | None:
         """Score a customer with no event since before ``at_ms``; ``None`` when nothing
-        changed (no new tier, segment or alert), so a scan publishes only news."""
+        changed (no new tier, segment or alert), so a scan publishes only news. A
+        customer who never bought and has no open cart has no news (a scan skips them
+        undecoded: ``models.features.may_be_rescored``)."""
         if before.last_seen_ms >= at_ms or not (before.purchase_count or before.cart_items):
             return None
         after = copy_state(before)

@@ -131,16 +131,30 @@ class EagerWaitFirst(Service):
         if asyncio.iscoroutine(first):
             try:
                 yielded = first.send(None)
+                # A bare yield (``asyncio.sleep(0)``: the handler lets the loop run once
+                # every MAX_HOLD_S) is resumed here after one turn of the loop, not raced
+                # in four tasks: that was 2.4% of the worker's samples.
+                while yielded is None:
+                    try:
+                        await asyncio.sleep(0)
+                    except BaseException:  # cancelled: none of them will run
+                        _close(first, *rest)
+                        raise
+                    yielded = first.send(None)
             except StopIteration as done:
-                for other in rest:  # the ones raced against, never started
-                    if asyncio.iscoroutine(other):
-                        other.close()
+                _close(*rest)  # the ones raced against, never started
                 if self._stopped.is_set() or self._crashed.is_set():
                     return WaitResults([], [], True)
                 return WaitResults([first], [done.value], False)
             coros = (cast(WaitArgT, Resumed(first, yielded)), *rest)
         # mode annotates its None default as Seconds.
         return await super().wait_first(*coros, timeout=cast(Seconds, timeout))
+
+
+def _close(*coros: WaitArgT) -> None:
+    for coro in coros:
+        if asyncio.iscoroutine(coro):
+            coro.close()
 
 
 class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):

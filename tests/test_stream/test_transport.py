@@ -6,6 +6,7 @@ again."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
 from typing import cast
 
@@ -139,6 +140,57 @@ def test_a_coroutine_that_waits_is_driven_on_to_its_result() -> None:
     assert steps == ["started", "taken"]
     assert results.results == ["TAKEN"]
     assert not results.stopped
+
+
+def test_a_coroutine_that_lets_the_loop_run_once_stays_in_the_callers_task() -> None:
+    """``asyncio.sleep(0)``, as the handler does every MAX_HOLD_S: the loop runs the
+    other callbacks, then the coroutine goes on with no task made for it."""
+
+    async def run() -> tuple[WaitResults, list[str], int]:
+        loop = asyncio.get_running_loop()
+        steps: list[str] = []
+
+        async def hand_over() -> int:
+            for turn in range(3):
+                loop.call_soon(steps.append, f"other {turn}")
+                await asyncio.sleep(0)
+                steps.append(f"resumed in the caller's task: {asyncio.current_task() is caller}")
+            return 7
+
+        caller = asyncio.current_task()
+        before = len(asyncio.all_tasks())
+        results = await Waiter().wait_first(hand_over(), Event())
+        return results, steps, len(asyncio.all_tasks()) - before
+
+    results, steps, new_tasks = asyncio.run(run())
+    assert results == WaitResults([results.done[0]], [7], False)
+    resumed = "resumed in the caller's task: True"
+    assert steps == ["other 0", resumed, "other 1", resumed, "other 2", resumed]
+    assert new_tasks == 0
+
+
+def test_a_coroutine_letting_the_loop_run_is_closed_when_the_caller_is_cancelled() -> None:
+    async def run() -> list[str]:
+        steps: list[str] = []
+        flow_stopped = Event()
+
+        async def hand_over() -> None:
+            try:
+                await asyncio.sleep(0)
+                steps.append("resumed")
+            finally:
+                steps.append("closed")
+
+        raced = flow_stopped.wait()
+        task = asyncio.ensure_future(Waiter().wait_first(hand_over(), raced))
+        await asyncio.sleep(0)  # the task starts the coroutine, which yields
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert inspect.getcoroutinestate(raced) == inspect.CORO_CLOSED  # never to run
+        return steps
+
+    assert asyncio.run(run()) == ["closed"]
 
 
 def test_a_coroutine_still_waiting_when_the_flow_stops_is_cancelled() -> None:

@@ -38,14 +38,16 @@ RERANK_EVERY = 100
 class Links:
     """One product's links, in arrays that a ranking adds up in C: ``ids[:size]`` the
     linked products (their index), ``counts[:size]`` the orders behind each, and
-    ``slots`` each linked product's place in the arrays (in the order linked)."""
+    ``slots`` each linked product's place in the arrays (in the order linked). Both
+    arrays are 32-bit: a product index and an order count fit, and 64 bits made them
+    a third of the model's memory (docs/benchmarks.md)."""
 
     __slots__ = ("counts", "ids", "size", "slots")
 
     def __init__(self) -> None:
         self.slots: dict[int, int] = {}
-        self.ids = np.zeros(8, dtype=np.intp)
-        self.counts = np.zeros(8)
+        self.ids = np.zeros(8, dtype=np.int32)
+        self.counts = np.zeros(8, dtype=np.int32)
         self.size = 0
 
     def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
@@ -55,8 +57,10 @@ class Links:
         self._hold(*state)
 
     def _hold(self, ids: np.ndarray, counts: np.ndarray) -> None:
-        """Hold exactly these links (``ids`` distinct), in this order."""
-        self.ids, self.counts = ids, counts
+        """Hold exactly these links (``ids`` distinct), in this order (arrays of any
+        integer or whole-float type: as pickled before they were 32-bit)."""
+        self.ids = ids.astype(np.int32, copy=False)
+        self.counts = counts.astype(np.int32, copy=False)
         self.slots = {j: place for place, j in enumerate(ids.tolist())}
         self.size = len(ids)
 
@@ -74,14 +78,14 @@ class Links:
                 self.ids[place] = j
                 self.size += 1
             places.append(place)
-        self.counts[places] += 1.0
+        self.counts[places] += 1
 
     def keep_strongest(self, n: int) -> None:
         """Only the ``n`` strongest links, strongest first (ties: linked first)."""
         kept = np.argsort(-self.counts[: self.size], kind="stable")[:n]
         self._hold(self.ids[kept], self.counts[kept])
 
-    def as_dict(self) -> dict[int, float]:
+    def as_dict(self) -> dict[int, int]:
         n = self.size
         return dict(zip(self.ids[:n].tolist(), self.counts[:n].tolist(), strict=True))
 

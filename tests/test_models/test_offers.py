@@ -5,6 +5,7 @@ import pickle
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 from models.offers import CoPurchaseOffers
@@ -95,4 +96,23 @@ def test_a_model_pickled_with_named_links_loads_and_goes_on_the_same() -> None:
         assert loaded.recommend(history, k=5) == expected
         assert again.recommend(history, k=5) == expected
         for m in (model, loaded, again):
+            m.learn_one(history, order)
+
+
+def test_a_model_pickled_with_64_bit_links_loads_32_bit_and_goes_on_the_same() -> None:
+    orders = random_orders(2, 300)
+    model = CoPurchaseOffers(neighbours=5, history=6)
+    for history, order in orders[:200]:
+        model.learn_one(history, order)
+    old = pickle.loads(pickle.dumps(model))
+    for links in old.co.values():  # as pickled before the arrays were 32-bit
+        links.ids = links.ids.astype(np.intp)
+        links.counts = links.counts.astype(np.float64)
+    loaded = pickle.loads(pickle.dumps(old))
+    assert {(links.ids.dtype, links.counts.dtype) for links in loaded.co.values()} == {
+        (np.dtype(np.int32), np.dtype(np.int32))
+    }
+    for history, order in orders[200:]:
+        assert loaded.recommend(history, k=5) == model.recommend(history, k=5)
+        for m in (model, loaded):
             m.learn_one(history, order)

@@ -3,6 +3,7 @@ on one embedded broker, over the same workload (bench/workload.py: synthetic cus
 and stream, real review texts).
 
     python -m bench.throughput [--events 200000] [--customers 50000] [--partitions 8]
+                               [--rounds 3]
 
 (a) ``crm-scorer worker`` in a child process with every model, state in its table
     (RocksDB, changelog) and alerts: the product, production settings (uvloop);
@@ -16,7 +17,10 @@ and stream, real review texts).
 
 All read every event from the beginning of the input topics. The ratio a/b is what the
 framework and the worker's own plumbing cost, a/c what the product's work costs on top
-of the framework's; results in docs/benchmarks.md.
+of the framework's; results in docs/benchmarks.md. (b) and (a) run in turns, ``--rounds``
+times, and the ratio is the median of each round's: on a shared 2-core machine the
+speed of both drifts by a third within minutes, so one (b) then one (a) could give a
+ratio off by as much.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -200,29 +204,64 @@ FLOOR_NAMES = {
 
 
 @dataclass(frozen=True)
-class ThroughputResult:
-    loaded: Run
+class Round:
+    """The bound, then the product, one after the other."""
+
     bound: Run
     product: Run
-    #: Variants of the product, then the framework's floor.
-    floors: tuple[Run, ...] = ()
 
     @property
     def ratio(self) -> float:
         return self.product.rate / self.bound.rate
 
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    loaded: Run
+    rounds: tuple[Round, ...]
+    #: Variants of the product, then the framework's floor.
+    floors: tuple[Run, ...] = ()
+
+    @property
+    def median(self) -> Round:
+        """The round of the median ratio (of an even count, the lower one)."""
+        ranked = sorted(self.rounds, key=lambda r: r.ratio)
+        return ranked[(len(ranked) - 1) // 2]
+
+    @property
+    def bound(self) -> Run:
+        return self.median.bound
+
+    @property
+    def product(self) -> Run:
+        return self.median.product
+
+    @property
+    def ratio(self) -> float:
+        return self.median.ratio
+
     def table(self) -> str:
         rows = ["| run | events/s | seconds |", "| --- | ---: | ---: |"]
-        for run in (self.loaded, self.bound, self.product, *self.floors):
+        runs = [self.loaded]
+        for n, r in enumerate(self.rounds, 1):
+            suffix = f", round {n}" if len(self.rounds) > 1 else ""
+            runs += [replace(r.bound, name=r.bound.name + suffix)]
+            runs += [replace(r.product, name=r.product.name + suffix)]
+        for run in (*runs, *self.floors):
             rows.append(f"| {run.name} | {run.rate:,.0f} | {run.seconds:,.1f} |")
-        rows.append(f"| **ratio a/b** | **{self.ratio:.2f}** | |")
+        if len(self.rounds) > 1:
+            each = ", ".join(f"{r.ratio:.2f}" for r in self.rounds)
+            rows.append(f"| ratio a/b by round | {each} | |")
+            rows.append(f"| **ratio a/b, median** | **{self.ratio:.2f}** | |")
+        else:
+            rows.append(f"| **ratio a/b** | **{self.ratio:.2f}** | |")
         for run in self.floors:
             rows.append(f"| ratio a/{run.name[:4]} | {self.product.rate / run.rate:.2f} | |")
         return "\n".join(rows)
 
 
 def measure(
-    count: int, customers: int, partitions: int, timeout_s: float = 3600
+    count: int, customers: int, partitions: int, timeout_s: float = 3600, rounds: int = 3
 ) -> ThroughputResult:
     events = mixed_events(count, customers=customers)
     with (
@@ -232,8 +271,13 @@ def measure(
         settings = Settings(kafka_bootstrap=broker.bootstrap)
         asyncio.run(create_bench_topics(settings, partitions))
         loaded = asyncio.run(load(settings, events))
-        b = asyncio.run(bound(settings, len(events), partitions))
-        a = product(broker.bootstrap, len(events), Path(tmp) / "w1", timeout_s)
+        turns = tuple(
+            Round(
+                asyncio.run(bound(settings, len(events), partitions)),
+                product(broker.bootstrap, len(events), Path(tmp) / f"w{n}", timeout_s),
+            )
+            for n in range(1, rounds + 1)
+        )
         on_asyncio = product(
             broker.bootstrap,
             len(events),
@@ -246,7 +290,7 @@ def measure(
             floor(broker.bootstrap, variant, len(events), Path(tmp) / variant, timeout_s)
             for variant in FLOOR_NAMES
         )
-    return ThroughputResult(loaded, b, a, (on_asyncio, *floors))
+    return ThroughputResult(loaded, turns, (on_asyncio, *floors))
 
 
 def main() -> None:
@@ -255,8 +299,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--rounds", type=int, default=3, help="(b) then (a), this many times")
     args = parser.parse_args()
-    result = measure(args.events, args.customers, args.partitions, args.timeout)
+    result = measure(args.events, args.customers, args.partitions, args.timeout, args.rounds)
     print(
         f"{args.events:,} events (70% browse, 20% purchase, 10% feedback with real review "
         f"texts; synthetic customers and stream), {args.customers:,} customers, "

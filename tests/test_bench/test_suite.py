@@ -23,12 +23,32 @@ def test_pipeline_times_every_event_after_the_warm_up_by_kind() -> None:
 
 @pytest.mark.broker
 def test_throughput_runs_the_worker_and_the_bound_over_the_same_events() -> None:
-    result = throughput.measure(2_000, customers=500, partitions=4, timeout_s=240)
-    assert result.loaded.events == result.bound.events == result.product.events == 2_000
+    result = throughput.measure(2_000, customers=500, partitions=4, timeout_s=240, rounds=2)
+    assert result.loaded.events == 2_000
+    assert [(r.bound.events, r.product.events) for r in result.rounds] == [(2_000, 2_000)] * 2
     assert [run.events for run in result.floors] == [2_000] * 5  # each counted them all
     assert "(a2) product on asyncio" in result.table()
     assert result.ratio > 0
-    assert "ratio a/b" in result.table() and "(c3)" in result.table()
+    assert "ratio a/b by round" in result.table() and "(c3)" in result.table()
+    assert "(a) product: crm-scorer worker, round 2 |" in result.table()
+
+
+def test_the_throughput_ratio_is_the_median_rounds() -> None:
+    def turn(bound_s: float, product_s: float) -> throughput.Round:
+        return throughput.Round(
+            throughput.Run("(b) bound", 1_000, bound_s),
+            throughput.Run("(a) product", 1_000, product_s),
+        )
+
+    loaded = throughput.Run("load", 1_000, 1.0)
+    rounds = (turn(1.0, 2.0), turn(1.0, 4.0), turn(2.0, 2.5))  # ratios 0.5, 0.25, 0.8
+    result = throughput.ThroughputResult(loaded, rounds)
+    assert (result.ratio, result.product.seconds, result.bound.seconds) == (0.5, 2.0, 1.0)
+    assert "| ratio a/b by round | 0.50, 0.25, 0.80 | |" in result.table()
+    assert "| **ratio a/b, median** | **0.50** | |" in result.table()
+    assert throughput.ThroughputResult(loaded, rounds[:2]).ratio == 0.25  # the lower of two
+    one = throughput.ThroughputResult(loaded, rounds[2:]).table()
+    assert "| **ratio a/b** | **0.80** | |" in one and "round" not in one
 
 
 @pytest.mark.broker

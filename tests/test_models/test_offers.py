@@ -69,6 +69,16 @@ def test_links_are_pruned_to_the_strongest() -> None:
     assert [model.names[j] for j in links][:3] == ["p0", "p1", "p2"]
 
 
+def test_of_equal_counts_pruning_keeps_the_links_made_first() -> None:
+    model = CoPurchaseOffers(neighbours=2)
+    model.learn_one([], ["p4", "p3", "p2", "p1", "p0"])  # indexed in the reverse order
+    for n in range(5):  # one order each: the fifth link prunes to 2
+        model.learn_one(["tea"], [f"p{n}"])
+    model.learn_one(["tea"], ["p9"])
+    assert model.co["tea"].as_dict() == {model.index[j]: 1 for j in ("p0", "p1", "p9")}
+    assert [model.names[j] for j in model.co["tea"].as_dict()] == ["p0", "p1", "p9"]
+
+
 def test_a_model_pickled_with_named_links_loads_and_goes_on_the_same() -> None:
     orders = random_orders(1, 300)
     model = CoPurchaseOffers(neighbours=5, history=6)
@@ -99,19 +109,16 @@ def test_a_model_pickled_with_named_links_loads_and_goes_on_the_same() -> None:
             m.learn_one(history, order)
 
 
-def test_a_model_pickled_with_64_bit_links_loads_32_bit_and_goes_on_the_same() -> None:
+def test_a_model_pickled_with_64_bit_links_loads_and_goes_on_the_same() -> None:
     orders = random_orders(2, 300)
     model = CoPurchaseOffers(neighbours=5, history=6)
     for history, order in orders[:200]:
         model.learn_one(history, order)
-    old = pickle.loads(pickle.dumps(model))
-    for links in old.co.values():  # as pickled before the arrays were 32-bit
-        links.ids = links.ids.astype(np.intp)
-        links.counts = links.counts.astype(np.float64)
-    loaded = pickle.loads(pickle.dumps(old))
-    assert {(links.ids.dtype, links.counts.dtype) for links in loaded.co.values()} == {
-        (np.dtype(np.int32), np.dtype(np.int32))
-    }
+    loaded = pickle.loads(pickle.dumps(model))
+    for links in loaded.co.values():
+        ids, counts = links.__getstate__()  # products and counts in linked order
+        assert (ids.dtype, counts.dtype) == (np.dtype(np.intc), np.dtype(np.intc))
+        links.__setstate__((ids.astype(np.intp), counts.astype(np.float64)))  # as before
     for history, order in orders[200:]:
         assert loaded.recommend(history, k=5) == model.recommend(history, k=5)
         for m in (model, loaded):

@@ -210,7 +210,7 @@ def may_be_rescored(data: bytes) -> bool:
     >>> may_be_rescored(CustomerState("c", 0, 0, cart_items=1).to_bytes())
     True
     """
-    return _NEVER_BOUGHT not in data or _EMPTY_CART not in data
+    return may_have_bought(data) or _EMPTY_CART not in data
 
 
 _NEVER_BOUGHT = b'"purchase_count":0,'

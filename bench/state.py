@@ -48,6 +48,9 @@ class StateResult:
     loop_delay: dict[float, float]
     ready_rss: float
     loaded_rss: float
+    #: crm_rocksdb_memory_bytes then: RocksDB's cached blocks and memtables, a budget
+    #: (CRM_ROCKSDB_MEMORY_BYTES) rather than a cost per customer.
+    loaded_rocksdb: float
     #: None: not measured (producer batches on this broker, see above).
     restart_ready_s: float | None
     new_disk_ready_s: float
@@ -55,6 +58,7 @@ class StateResult:
 
     def table(self) -> str:
         per_customer = (self.loaded_rss - self.ready_rss) / self.customers
+        beside_rocksdb = (self.loaded_rss - self.loaded_rocksdb - self.ready_rss) / self.customers
         restart = (
             "not measured on this broker"
             if self.restart_ready_s is None
@@ -74,7 +78,10 @@ class StateResult:
                 f"| resident memory, ready, no state | {self.ready_rss / MIB:,.0f} MiB |",
                 f"| resident memory, {self.customers:,} customers | "
                 f"{self.loaded_rss / MIB:,.0f} MiB |",
+                f"| ... of which RocksDB's blocks and memtables | "
+                f"{self.loaded_rocksdb / MIB:,.0f} MiB |",
                 f"| growth per customer | {per_customer:,.0f} B |",
+                f"| ... RocksDB left out | {beside_rocksdb:,.0f} B |",
                 f"| per 100,000 customers | {per_customer * 100_000 / MIB:,.0f} MiB |",
                 f"| restart on the same disk (RocksDB): start to ready | {restart} |",
                 f"| new worker, new disk (changelog replay): start to ready | "
@@ -127,6 +134,7 @@ def measure(
             # The customer gauge is refreshed every 15 s.
             first.wait_metric("crm_customers", lambda v: v >= customers, 60, poll_s=1)
             loaded_rss = first.metric("process_resident_memory_bytes")
+            loaded_rocksdb = first.metric("crm_rocksdb_memory_bytes")
         finally:
             assert first.stop(timeout_s=120) == 0
         restart_s = None
@@ -145,6 +153,7 @@ def measure(
         loop_delay,
         ready_rss,
         loaded_rss,
+        loaded_rocksdb,
         restart_s,
         fresh_s,
         recovered,

@@ -73,14 +73,19 @@ def test_state_recovers_every_customer_on_a_new_disk() -> None:
     events = mixed_events(1_500, customers=300, seed=3)
     result = state.measure(events, timeout_s=240)
     assert result.recovered == result.customers == len({e["customer_id"] for e in events})
-    assert result.loaded_rss > 0 and result.restart_ready_s is not None
+    assert result.loaded_rss > result.loaded_rocksdb > 0 and result.restart_ready_s is not None
     assert result.restart_ready_s > 0
     assert result.loop_delay[math.inf] > 0  # the worker's loop was probed while applying
     assert "event loop held in one piece while applying" in result.table()
 
 
 def test_state_table_says_when_the_restart_was_not_measured() -> None:
-    measured = state.StateResult(10, 5, 1.0, {1.0: 1, math.inf: 1}, 1e6, 2e6, 2.5, 3.0, 5)
+    mib = 1024 * 1024
+    measured = state.StateResult(10, 5, 1.0, {1.0: 1, math.inf: 1}, mib, 3 * mib, mib, 2.5, 3.0, 5)
     skipped = dataclasses.replace(measured, restart_ready_s=None)
     assert "| restart on the same disk (RocksDB): start to ready | 2.5 s |" in measured.table()
     assert "| restart on the same disk (RocksDB): start to ready | not measured" in skipped.table()
+    # Growth 2 MiB over 5 customers; RocksDB's 1 MiB of it left out, half that.
+    assert "| growth per customer | 419,430 B |" in measured.table()
+    assert "| ... RocksDB left out | 209,715 B |" in measured.table()
+    assert "| ... of which RocksDB's blocks and memtables | 1 MiB |" in measured.table()

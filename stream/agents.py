@@ -50,6 +50,7 @@ from stream.partitions import PartitionModels
 from stream.processor import Processed, SurgeWatch
 from stream.tables import CustomerTable
 from stream.topics import partition_for
+from stream.transport import Record
 from stream.web import is_ready
 
 if TYPE_CHECKING:
@@ -69,18 +70,18 @@ LOOP_PROBE_S = 0.25
 
 
 def dead_letter_record(
-    message: Any, code: RejectReason, reason: str, max_value_bytes: int
+    record: Record, code: RejectReason, reason: str, max_value_bytes: int
 ) -> DeadLetter:
-    value: bytes | None = message.value
+    value: bytes | None = record.value
     return DeadLetter(
         reason_code=code,
         reason=reason,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp if record.timestamp and record.timestamp > 0 else None,
         dead_lettered_at=datetime.now(UTC),
-        key_b64=b64(message.key),
+        key_b64=b64(record.key),
         value_b64=b64(value[:max_value_bytes] if value is not None else None),
         value_size=len(value or b""),
         value_truncated=value is not None and len(value) > max_value_bytes,
@@ -254,16 +255,16 @@ class Edge:
         if self.customer_counts is not None:
             self.customer_counts[partition] += change
 
-    def publish(self, out: Processed, partition: int, received_ts: float | None = None) -> None:
+    def publish(self, out: Processed, partition: int, received_ms: int | None = None) -> None:
         """Write a customer's new state (``partition``: theirs) and publish its score,
-        alerts and feedback outcome (``received_ts``: the Kafka timestamp of the message
-        behind it, in seconds)."""
+        alerts and feedback outcome (``received_ms``: the Kafka timestamp of the record
+        behind it, in ms; none or negative when it has none)."""
         customer_id = out.state.customer_id
         self.customers.set(customer_id, partition, out.state.to_bytes())
         self.sink.append_keyed(self.scores_topic, customer_id, out.score_json)
         for alert in out.alerts:
-            if self.publish_alert(customer_id, alert) and received_ts:
-                latency = max(time.time() - received_ts, 0.0)
+            if self.publish_alert(customer_id, alert) and received_ms and received_ms > 0:
+                latency = max(time.time() - received_ms / 1000, 0.0)
                 metrics.EVENT_TO_ALERT.labels(alert.kind.value).observe(latency)
         for kind in out.suppressed:
             metrics.ALERTS_SUPPRESSED.labels(kind.value, "cooldown").inc()
@@ -382,33 +383,33 @@ class TopicHandler:
         self.applied = metrics.EVENTS.labels(topic, "ok")
         self.age = metrics.EVENT_AGE.labels(topic)
 
-    def handle(self, message: Any) -> None:
+    def handle(self, record: Record) -> None:
         started = time.perf_counter()
-        where = (message.topic, message.partition, message.offset)
-        self.edge.read_offsets[(message.topic, message.partition)] = message.offset
+        where = (record.topic, record.partition, record.offset)
+        self.edge.read_offsets[(record.topic, record.partition)] = record.offset
         models = self.edge.models
         # Restore the partition's models (if not yet) before counting against their
         # checkpoint: restored after this read, the next one would look like a gap.
-        models.get(message.partition)
+        models.get(record.partition)
         if models.resume_after:
             models.first_read(*where)
-        # Every message read moves the offsets a checkpoint must state (also a duplicate
+        # Every record read moves the offsets a checkpoint must state (also a duplicate
         # or a dead letter): otherwise a new owner would count them as unlearned.
-        models.mark_dirty(message.partition)
-        if message.value is None:  # a Kafka tombstone: forget the customer of its key
-            self.forget(message)
+        models.mark_dirty(record.partition)
+        if record.value is None:  # a Kafka tombstone: forget the customer of its key
+            self.forget(record)
             return
         try:
             event = decode_event(
-                message.value,
+                record.value,
                 expected_type=self.expected,
                 max_bytes=self.settings.max_message_bytes,
             )
         except Rejected as rej:
-            self.dead_letter(message, rej.code, rej.reason)
+            self.dead_letter(record, rej.code, rej.reason)
             return
         customer_id = event.customer_id
-        partition = self.owner_partition(message, customer_id)
+        partition = self.owner_partition(record, customer_id)
         if partition is None:
             return
         watermark = self.edge.watermark.observe(where[:2], event.ts_ms)
@@ -417,14 +418,14 @@ class TopicHandler:
             before = CustomerState.from_bytes(raw) if raw is not None else None
             processor = models.get(partition)
             result = processor.process(before, event, SourcePosition(*where), watermark)
-        except Exception as exc:  # a bug must not stop the partition: park the message
+        except Exception as exc:  # a bug must not stop the partition: park the record
             log.exception("processing failed at %s[%d]@%d", *where)
-            self.dead_letter(message, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
+            self.dead_letter(record, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
             return
         if result is None:
-            metrics.EVENTS.labels(message.topic, "duplicate").inc()
+            metrics.EVENTS.labels(record.topic, "duplicate").inc()
             return
-        self.edge.publish(result, partition, message.timestamp)
+        self.edge.publish(result, partition, record.timestamp)
         if raw is None:
             self.edge.customer_added(partition)
         self.applied.inc()
@@ -432,42 +433,42 @@ class TopicHandler:
         self.edge.clock_moved(partition)
         metrics.PROCESSING.observe(time.perf_counter() - started)
 
-    def owner_partition(self, message: Any, customer_id: str) -> int | None:
-        """The customer's partition; ``None`` when the message is on another one
+    def owner_partition(self, record: Record, customer_id: str) -> int | None:
+        """The customer's partition; ``None`` when the record is on another one
         (mis-keyed, another partitioner): then it is forwarded, once, to where the
         customer's state lives."""
         partition = partition_for(customer_id, self.sa.input_partitions)
-        if message.partition == partition:
+        if record.partition == partition:
             return partition
-        topic, _ = self.sa.topics.inputs[message.topic]
-        topic.send_soon(key=customer_id.encode(), value=message.value, partition=partition)
-        metrics.EVENTS.labels(message.topic, "rerouted").inc()
+        topic, _ = self.sa.topics.inputs[record.topic]
+        topic.send_soon(key=customer_id.encode(), value=record.value, partition=partition)
+        metrics.EVENTS.labels(record.topic, "rerouted").inc()
         log.info(
             "rerouted %s[%d]@%d to partition %d",
-            message.topic,
-            message.partition,
-            message.offset,
+            record.topic,
+            record.partition,
+            record.offset,
             partition,
         )
         return None
 
-    def forget(self, message: Any) -> None:
+    def forget(self, record: Record) -> None:
         """Remove everything kept about the customer named by the tombstone's key: state
         (a changelog tombstone), latest score (a tombstone on the compacted scores topic)
         and the churn model's pending snapshots. docs/personal-data.md has the rest."""
-        key: bytes | None = message.key
+        key: bytes | None = record.key
         try:
             customer_id = key.decode() if key else ""
         except UnicodeDecodeError:
             customer_id = ""
         if not 0 < len(customer_id) <= ID_MAX_CHARS:
             self.dead_letter(
-                message,
+                record,
                 RejectReason.INVALID,
                 "a tombstone (forget a customer) needs the customer id as its key",
             )
             return
-        partition = self.owner_partition(message, customer_id)
+        partition = self.owner_partition(record, customer_id)
         if partition is None:
             return
         scorer = self.edge.models.get(partition).scorer
@@ -478,34 +479,32 @@ class TopicHandler:
             self.edge.customer_added(partition, -1)
         self.edge.sink.append_keyed(self.edge.scores_topic, customer_id, None)
         metrics.CUSTOMERS_FORGOTTEN.inc()
-        metrics.EVENTS.labels(message.topic, "forgotten").inc()
+        metrics.EVENTS.labels(record.topic, "forgotten").inc()
         # The position, not the id: the log should not become a list of who asked.
-        log.info("forgot a customer at %s[%d]@%d", message.topic, message.partition, message.offset)
+        log.info("forgot a customer at %s[%d]@%d", record.topic, record.partition, record.offset)
 
-    def dead_letter(self, message: Any, code: RejectReason, reason: str) -> None:
+    def dead_letter(self, record: Record, code: RejectReason, reason: str) -> None:
         # A flood of bad input must not flood the log: every one is on the dead-letter
         # topic and counted; the log gets a sample, with how many it left out.
         if self.edge.dead_letter_log.allow():
             unlogged, self.edge.dead_letters_unlogged = self.edge.dead_letters_unlogged, 0
             log.warning(
                 "dead-lettered %s[%d]@%d (%s): %s%s",
-                message.topic,
-                message.partition,
-                message.offset,
+                record.topic,
+                record.partition,
+                record.offset,
                 code.value,
                 reason,
                 f" ({unlogged} more dead-lettered since the last line)" if unlogged else "",
             )
         else:
             self.edge.dead_letters_unlogged += 1
-        record = dead_letter_record(
-            message, code, reason, self.settings.dead_letter_max_value_bytes
-        )
+        letter = dead_letter_record(record, code, reason, self.settings.dead_letter_max_value_bytes)
         self.sa.topics.dead_letter.send_soon(
-            key=message.key, value=orjson.dumps(record.model_dump(mode="json"))
+            key=record.key, value=orjson.dumps(letter.model_dump(mode="json"))
         )
-        metrics.EVENTS.labels(message.topic, "dead_lettered").inc()
-        metrics.DEAD_LETTERS.labels(message.topic, code.value).inc()
+        metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
+        metrics.DEAD_LETTERS.labels(record.topic, code.value).inc()
 
 
 def _or_nan(value: float | None) -> float:

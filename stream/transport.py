@@ -2,9 +2,9 @@
 settings (``CRM_FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1,500 ms, partitions Faust
 does not read paused in aiokafka too (:func:`pause_inactive`), the offsets of what was
 processed committed before a rebalance forgets them (:class:`Consumer`), the input topics'
-messages handled where they are fetched (:meth:`Conductor.handle`) with no task made for
-each (:class:`EagerWaitFirst`), and a producer that also sends the worker's record
-batches (:class:`stream.sink.BatchSink`).
+records handled where they are fetched, a batch at a time (:meth:`Conductor.handle`), the
+other topics' messages handed over with no task made for each (:class:`EagerWaitFirst`),
+and a producer that also sends the worker's record batches (:class:`stream.sink.BatchSink`).
 
 The wait is how long a broker may hold a fetch that found nothing new. Apache Kafka
 answers as soon as a record arrives; a broker that holds the fetch for the whole wait
@@ -17,22 +17,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Generator, MutableSet, Set
-from typing import Any, cast
+from collections.abc import Callable, Coroutine, Generator, Set
+from typing import Any, TypeAlias, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from faust.transport.conductor import Conductor as FaustConductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, Message, TopicT
-from faust.types.transports import ConsumerCallback
+from faust.types import TP, TopicT
+from faust.types.tuples import ack_lock
 from mode.services import Service, WaitArgT, WaitResults
+from mode.utils.futures import notify
 from mode.utils.times import Seconds
 
 from stream.sink import BatchSink
 from stream.stores import RocksDBMemory
 
 log = logging.getLogger(__name__)
+
+#: A fetched Kafka record, as the input topics' handlers get it (:meth:`Conductor.handle`).
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 def pause_inactive(consumer: AIOKafkaConsumer, active: Set[Any]) -> None:
@@ -158,6 +163,9 @@ def _close(*coros: WaitArgT) -> None:
 
 
 class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
+    #: Set once a handler raised: nothing more is handled, the worker is stopping.
+    handling_failed = False
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -178,6 +186,106 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             app.flow_control.clear()
             await self.wait_empty()  # commits what was acknowledged, once all is
         await super().on_partitions_revoked(revoked)
+
+    async def _wait_next_records(
+        self,
+        timeout: float,  # noqa: ASYNC109 (the signature Faust calls)
+    ) -> tuple[Any, set[TP] | None]:
+        """Faust's fetch, whose records of the topics with a handler
+        (:meth:`Conductor.handle`) are handled here, a fetched batch at a time; the
+        others go on to Faust's per-message path (its streams, changelog recovery)."""
+        records, active = await super()._wait_next_records(timeout)
+        conductor = cast(Conductor, self.app.topics)
+        handlers, sink = conductor.handlers, conductor.sink
+        if records and sink is not None and not self.should_stop:
+            mine = {tp: batch for tp, batch in records.items() if tp.topic in handlers}
+            if mine:
+                records = {tp: batch for tp, batch in records.items() if tp not in mine}
+                await self._handle_fetched(mine, active, handlers, sink)
+        return records, active
+
+    async def _handle_fetched(
+        self,
+        records: dict[TP, list[Record]],
+        active: set[TP] | None,
+        handlers: dict[str, Callable[[Record], None]],
+        sink: BatchSink,
+    ) -> None:
+        """Call each record's handler, in Faust's order (round robin over the partitions),
+        and acknowledge it, keeping what Faust's path keeps per message: a rebalance's
+        flow stop ends the batch (the new assignment reads the rest again), as does a
+        failed handler (the worker stops; what was not handled is read again); a gap in
+        the offsets is recorded, so commits pass it; ``broker_commit_every`` commits.
+
+        Faust's path made a message object, three coroutines and a lock per record, and
+        raced the hand-over against the flow stop: 9.5% of the worker's samples, the
+        handler's own work left out (py-spy, docs/benchmarks.md)."""
+        app = self.app
+        flow_control = app.flow_control
+        producer_ebb = app.producer.buffer.wait_until_ebb
+        generation = app.consumer_generation_id
+        read_offset = self._read_offset
+        commit_every = self._commit_every
+        acking = {tp.topic for tp in records if app.topics.acks_enabled_for(tp.topic)}
+        for tp in records:
+            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+        await producer_ebb()
+        held_since = time.perf_counter()
+        for tp, record in self.scheduler.iterate(records):
+            if not flow_control.is_active():
+                await flow_control.acquire()
+            if (
+                not self.flow_active
+                or app.consumer_generation_id != generation
+                or self.handling_failed
+            ):
+                return
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            offset = record.offset
+            last = read_offset[tp]
+            if last is not None and offset < last:
+                continue  # read before a seek back: Faust's path drops it too
+            if last and offset - last > 1 and tp.topic in acking:
+                await self._add_gap(tp, last + 1, offset)
+            try:
+                handlers[tp.topic](record)
+            except Exception as exc:
+                log.exception(
+                    "handling %s[%d]@%d failed: stopping the worker",
+                    record.topic,
+                    record.partition,
+                    offset,
+                )
+                self.handling_failed = True
+                await app.crash(exc)
+                return
+            if tp.topic in acking:
+                self._ack_offset(tp, offset)
+            read_offset[tp] = offset
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            if sink.backlog > sink.max_backlog:
+                await sink.ebb()
+                held_since = time.perf_counter()
+            elif time.perf_counter() - held_since >= MAX_HOLD_S:
+                await asyncio.sleep(0)
+                await producer_ebb()
+                held_since = time.perf_counter()
+
+    def _ack_offset(self, tp: TP, offset: int) -> None:
+        """``Consumer.ack``'s bookkeeping for a record that has no message object: its
+        offset may be committed once every one before it is acknowledged too."""
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            if committed is None or offset >= committed:
+                acked = self._acked_index[tp]
+                if offset not in acked:
+                    acked.add(offset)
+                    self._acked[tp].append(offset)
+                    self._n_acked += 1
+            notify(self._waiting_for_ack)
 
 
 class Producer(faust_aiokafka.Producer):
@@ -213,64 +321,34 @@ MAX_HOLD_S = 0.005
 
 
 class Conductor(FaustConductor):
-    """Faust's conductor, where a topic's messages can be handled as they are fetched
+    """Faust's conductor, where a topic's records can be handled as they are fetched
     (:meth:`handle`) instead of going through a stream."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.handlers: dict[str, ConsumerCallback] = {}
+        self.handlers: dict[str, Callable[[Record], None]] = {}
+        self.sink: BatchSink | None = None
         super().__init__(*args, **kwargs)
 
-    def handle(self, topic: TopicT, handle: Callable[[Message], None], sink: BatchSink) -> None:
-        """Subscribe to ``topic`` and call ``handle`` on each of its messages in the
-        consumer's fetch loop: no queue, stream, agent nor task in between (the worker did
-        1.4 times the events a second, docs/benchmarks.md).
+    def handle(
+        self,
+        topic: TopicT,
+        handle: Callable[[Record], None],
+        sink: BatchSink,
+    ) -> None:
+        """Subscribe to ``topic`` and call ``handle`` on each of its records where the
+        consumer fetches them (:meth:`Consumer._handle_fetched`): no message object,
+        queue, stream, agent nor task in between (the worker did 1.4 times the events a
+        second, docs/benchmarks.md). ``sink``: the record batches the handlers append
+        to, waited for when too many are not yet handed to the producer.
 
-        Kept from Faust's path: a rebalance holds the messages back (flow control), one
-        fetched before it is left for the new assignment to read again, and a message
+        Kept from Faust's path: a rebalance holds the records back (flow control), one
+        fetched before it is left for the new assignment to read again, and a record
         is acknowledged (its offset may be committed) once handled. Unlike that path, a
-        message whose handling raised is not: the worker stops, and it is read again.
+        record whose handling raised is not: the worker stops, and it is read again.
         """
-        app = self.app
-        flow_control = app.flow_control
-        producer_ebb = app.producer.buffer.wait_until_ebb
-        held_since = time.perf_counter()
-        failed = False
-
-        async def on_message(message: Message) -> None:
-            nonlocal held_since, failed
-            await flow_control.acquire()
-            await producer_ebb()
-            # Fetched before a rebalance: the new assignment reads it again. After a
-            # failure, nothing more is handled (the fetch loop goes on to its batch's end).
-            if message.generation_id != app.consumer_generation_id or failed:
-                return
-            try:
-                handle(message)
-            except Exception as exc:
-                log.exception(
-                    "handling %s[%d]@%d failed: stopping the worker",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                )
-                failed = True
-                await app.crash(exc)
-                return
-            # Not tracked as pending first: nothing can run between the two.
-            app.consumer.ack(message)
-            if sink.backlog > sink.max_backlog:
-                await sink.ebb()
-                held_since = time.perf_counter()
-            elif time.perf_counter() - held_since >= MAX_HOLD_S:
-                await asyncio.sleep(0)
-                held_since = time.perf_counter()
-
         self.add(topic)
-        self.handlers[topic.get_topic_name()] = on_message
-
-    def _build_handler(self, tp: TP, channels: MutableSet[Any]) -> ConsumerCallback:
-        handler = self.handlers.get(tp.topic)
-        return handler if handler is not None else super()._build_handler(tp, channels)
+        self.handlers[topic.get_topic_name()] = handle
+        self.sink = sink
 
 
 class Transport(faust_aiokafka.Transport):

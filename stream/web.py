@@ -4,6 +4,7 @@ writes anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,7 @@ def customer_view(edge: Edge, customer_id: str) -> tuple[int, dict[str, Any]]:
     record = score_record(state, scores, now_ms, processor.scorer.model_version, None)
     return 200, {
         "partition": partition,
-        "state": orjson.loads(raw),
+        "state": dataclasses.asdict(state),
         "score": orjson.loads(record.model_dump_json()),
     }
 

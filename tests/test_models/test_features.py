@@ -136,11 +136,17 @@ def test_bytes_and_pickle_round_trip(steps: list[tuple[str, int]]) -> None:
     assert may_be_rescored(state.to_bytes()) == bool(state.purchase_count or state.cart_items)
 
 
+def as_json_object(state: CustomerState) -> bytes:
+    """A state's bytes as versions before the positional format wrote them."""
+    return orjson.dumps(state)
+
+
 @given(st.text(), st.integers(0, 2), st.integers(0, 2), st.lists(st.text(max_size=30), max_size=5))
 def test_whether_a_state_bought_or_may_be_rescored_is_read_from_its_bytes(
     name: str, purchases: int, cart_items: int, products: list[str]
 ) -> None:
-    """Without decoding, and not fooled by ids and products that spell the keys."""
+    """Without decoding, in both formats, and not fooled by ids and products that spell
+    the JSON object's keys."""
     spelled = ['"purchase_count":0,', '"cart_items":0,']
     state = CustomerState(
         f"c{name}{spelled}",
@@ -151,8 +157,10 @@ def test_whether_a_state_bought_or_may_be_rescored_is_read_from_its_bytes(
         products=[*products, *spelled],
         cart_items=cart_items,
     )
-    assert may_have_bought(state.to_bytes()) == (purchases > 0)
-    assert may_be_rescored(state.to_bytes()) == bool(purchases or cart_items)
+    for data in (state.to_bytes(), as_json_object(state)):
+        assert may_have_bought(data) == (purchases > 0)
+        assert may_be_rescored(data) == bool(purchases or cart_items)
+        assert CustomerState.from_bytes(data) == state
 
 
 def test_state_bytes_hold_no_more_memory_than_they_need() -> None:
@@ -170,11 +178,21 @@ def test_state_bytes_hold_no_more_memory_than_they_need() -> None:
 
 def test_state_from_older_or_newer_versions_loads() -> None:
     state = fold([purchase("p1", "c", BASE_TS, 10.0)])
-    data = state.to_bytes().replace(b'"views":0,', b'"views":0,"field_from_the_future":1,')
+    positional = state.to_bytes()
+    assert positional[:1] == b"\x01" and positional.endswith(b"]")
+    # A later version's field, added at the end: dropped.
+    assert CustomerState.from_bytes(positional[:-1] + b',"field_from_the_future"]') == state
+    # An earlier version, without the last field: its default.
+    fresh = CustomerState("c", BASE_TS, BASE_TS)
+    values = orjson.loads(fresh.to_bytes()[2:])
+    assert CustomerState.from_bytes(fresh.to_bytes()[:2] + orjson.dumps(values[:-1])) == fresh
+    # The JSON objects of versions before the positional format: as written, with a
+    # field this version does not know, without one, and in another order.
+    data = as_json_object(state)
     assert CustomerState.from_bytes(data) == state
-    # An earlier version without a field: its default.
-    older = state.to_bytes().replace(b'"cart_removes":0,', b"")
+    newer = data.replace(b'"views":0,', b'"views":0,"field_from_the_future":1,')
+    assert CustomerState.from_bytes(newer) == state
+    older = data.replace(b'"cart_removes":0,', b"")
     assert CustomerState.from_bytes(older) == state
-    # The same fields in another order (another writer).
-    reordered = orjson.dumps(dict(reversed(orjson.loads(state.to_bytes()).items())))
+    reordered = orjson.dumps(dict(reversed(orjson.loads(data).items())))
     assert CustomerState.from_bytes(reordered) == state

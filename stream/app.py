@@ -21,7 +21,7 @@ from stream.processor import EventProcessor
 from stream.recovery import TableManager
 from stream.replay import load_models
 from stream.settings import Settings
-from stream.stores import RocksDBMemory
+from stream.stores import RELEASE_INTERVAL_S, RocksDBMemory
 from stream.topics import TABLE_PARTITIONS, partition_for
 
 
@@ -151,9 +151,15 @@ def faust_app(settings: Settings, input_partitions: int) -> transport.App:
 def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     """A ready-to-run app; ``input_partitions`` is what :func:`ensure_topics` found."""
     app = faust_app(settings, input_partitions)
-    if app.rocksdb_memory is not None:
-        metrics.ROCKSDB_MEMORY.set_function(app.rocksdb_memory.usage)
-        metrics.ROCKSDB_MEMTABLES.set_function(app.rocksdb_memory.memtables)
+    memory = app.rocksdb_memory
+    if memory is not None:
+        metrics.ROCKSDB_MEMORY.set_function(memory.usage)
+        metrics.ROCKSDB_MEMTABLES.set_function(memory.memtables)
+
+        async def release_rocksdb_memory() -> None:
+            memory.release()
+
+        app.timer(interval=RELEASE_INTERVAL_S)(release_rocksdb_memory)
     n = settings.topic_partitions
     topics = AppTopics(
         inputs={

@@ -150,6 +150,14 @@ ROCKSDB_MEMTABLES = Gauge(
     "crm_rocksdb_memtable_bytes",
     "The part of crm_rocksdb_memory_bytes held by memtables (at most half of the budget).",
 )
+GC_PAUSE = Histogram(
+    "crm_gc_pause_seconds",
+    "Python's garbage collections by generation (2: full), each a pause of the worker's "
+    "loop. With CRM_GC_FREEZE_SURVIVORS, full ones scan only objects newer than the last "
+    "(stream.collector).",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 OUTPUT_BATCH_RECORDS = Histogram(
     "crm_output_batch_records",
     "Records per batch handed to the producer for the state changelog, scores, alerts and "

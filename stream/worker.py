@@ -10,6 +10,7 @@ import faust
 import uvloop
 
 from stream.app import build_app
+from stream.collector import watch_collections
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -41,7 +42,9 @@ def run_worker(settings: Settings) -> None:
             exc,
         )
         raise SystemExit(2) from exc
-    faust_worker(build_app(settings, partitions).app, settings, loop).execute_from_commandline()
+    app = build_app(settings, partitions).app
+    watch_collections(app, freeze=settings.gc_freeze_survivors)
+    faust_worker(app, settings, loop).execute_from_commandline()
 
 
 def faust_worker(app: faust.App, settings: Settings, loop: asyncio.AbstractEventLoop) -> Any:

@@ -61,7 +61,7 @@ def run(sizes: Sizes) -> Iterator[str]:
     lat = latency.measure(rate, sizes.latency_s, sizes.customers)
     yield (
         f"### Latency at {rate:,.0f} events/s (half the worker's throughput), "
-        f"{sizes.latency_s:.0f} s\n\n{lat.table()}\n\n{lat.windows()}\n"
+        f"{sizes.latency_s:.0f} s\n\n{lat.table()}\n\n{lat.windows()}\n\n{lat.collections()}\n"
     )
     events = mixed_events(sizes.state_events, customers=sizes.state_customers)
     st = state.measure(events)

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.compare import longest_in
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
@@ -58,6 +59,16 @@ class Latency:
     #: Seconds from the first send to the event behind each of the lists above.
     scores_at_s: list[float]
     inputs_at_s: list[float]
+    #: The worker's full garbage collections from ready to stop: how many, their
+    #: seconds, and the upper bound of the histogram bucket of the longest.
+    full_collections: tuple[int, float, float] = (0, 0.0, 0.0)
+
+    def collections(self) -> str:
+        n, seconds, longest = self.full_collections
+        return (
+            f"The worker's full garbage collections during the run: {n}, {seconds:.2f} s "
+            f"in all, the longest <= {longest * 1000:,.0f} ms"
+        )
 
     @staticmethod
     def _p(values: list[float], q: int) -> str:
@@ -188,7 +199,10 @@ async def live(
     return sent_at, got, got_inputs
 
 
-def measure(rate: float, seconds: float, customers: int) -> Latency:
+def measure(
+    rate: float, seconds: float, customers: int, worker_settings: dict[str, str] | None = None
+) -> Latency:
+    """``worker_settings``: env vars of the worker beyond the bench's own."""
     events = mixed_events(int(rate * seconds), customers=customers, seed=11)
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -201,14 +215,18 @@ def measure(rate: float, seconds: float, customers: int) -> Latency:
             CRM_TABLE_STORE="rocksdb",
             CRM_PRODUCER_MAX_BATCH_BYTES="16384",
             CRM_FETCH_MAX_WAIT_MS=str(FETCH_MAX_WAIT_MS),
+            **(worker_settings or {}),
         )
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             worker.wait_ready(timeout_s=120)
+            before = collections(worker)
             sent_at, records, inputs = asyncio.run(live(settings, events, rate, seconds + 120))
+            after = collections(worker)
         finally:
             worker.stop()
-    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [])
+    full = (int(after[0] - before[0]), after[1] - before[1], longest_in(before[2], after[2]))
+    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], full)
     first_ms = min(sent_at.values(), default=0)
     input_received_ms: dict[str, float] = {}
     for record, received_ms in inputs:
@@ -233,17 +251,32 @@ def measure(rate: float, seconds: float, customers: int) -> Latency:
     return latency
 
 
+def collections(worker: WorkerProcess) -> tuple[float, float, dict[float, float]]:
+    """The worker's full collections so far: count, seconds, and the buckets."""
+    return (
+        worker.metric("crm_gc_pause_seconds_count", generation="2"),
+        worker.metric("crm_gc_pause_seconds_sum", generation="2"),
+        worker.buckets("crm_gc_pause_seconds", generation="2"),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, required=True, help="events per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument(
+        "--setting", action="append", default=[], help="KEY=VALUE, an env var of the worker"
+    )
     args = parser.parse_args()
-    result = measure(args.rate, args.seconds, args.customers)
+    worker_settings = dict(setting.split("=", 1) for setting in args.setting)
+    result = measure(args.rate, args.seconds, args.customers, worker_settings)
     print(f"{result.sent:,} events at {args.rate:,.0f}/s, live event time")
     print(result.table())
     print()
     print(result.windows())
+    print()
+    print(result.collections())
 
 
 if __name__ == "__main__":

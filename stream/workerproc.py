@@ -33,13 +33,14 @@ EMBEDDED_BROKER_ENV = {
 class WorkerProcess:
     """``crm-scorer worker`` in a child process, with its log in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path | None = None) -> None:
         self.web_port = int(env["CRM_WEB_PORT"])
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "worker"],
             env=env,
+            cwd=cwd,  # with ``-m`` the working directory comes first on the path
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -78,9 +79,14 @@ class WorkerProcess:
             if all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
-    def buckets(self, name: str) -> dict[float, float]:
-        """The cumulative buckets of histogram ``name`` (upper bound: count), one scrape."""
-        return {float(s.labels["le"]): s.value for s in self.samples(f"{name}_bucket")}
+    def buckets(self, name: str, **labels: str) -> dict[float, float]:
+        """The cumulative buckets of histogram ``name`` whose labels include ``labels``
+        (upper bound: count), one scrape."""
+        return {
+            float(s.labels["le"]): s.value
+            for s in self.samples(f"{name}_bucket")
+            if all(s.labels.get(k) == v for k, v in labels.items())
+        }
 
     def wait_metric(
         self,

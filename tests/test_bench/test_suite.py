@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 
-from bench import latency, pipeline, state, throughput
+from bench import compare, latency, pipeline, state, throughput
 from bench.workload import mixed_events
 
 
@@ -58,6 +59,7 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     assert len(result.scores_ms) == result.sent  # one score per event, each matched
     assert all(ms >= 0 for ms in result.scores_ms)
     assert len(result.scores_seen_ms) == result.sent
+    assert "full garbage collections during the run" in result.collections()
     # Received no earlier than stamped (the clocks are one machine's; 1 ms of rounding).
     pairs = zip(result.scores_seen_ms, result.scores_ms, strict=True)
     assert all(seen >= ms - 1 for seen, ms in pairs)
@@ -89,3 +91,37 @@ def test_state_table_says_when_the_restart_was_not_measured() -> None:
     assert "| growth per customer | 419,430 B |" in measured.table()
     assert "| ... RocksDB left out | 209,715 B |" in measured.table()
     assert "| ... of which RocksDB's blocks and memtables | 1 MiB |" in measured.table()
+
+
+@pytest.mark.broker
+def test_compare_runs_each_variants_worker_in_turns_over_the_same_events() -> None:
+    here = Path(__file__).resolve().parents[2]
+    variants = [
+        compare.Variant.parse(str(here)),
+        compare.Variant.parse(f"{here},CRM_GC_FREEZE_SURVIVORS=false"),
+    ]
+    runs = compare.measure(variants, 1_000, customers=200, partitions=4, rounds=1)
+    assert [[run.events for run in each] for each in runs] == [[1_000], [1_000]]
+    assert all(run.cpu_seconds > 0 and run.seconds > 0 for each in runs for run in each)
+    assert f"| 2. {here},CRM_GC_FREEZE_SURVIVORS=false |" in compare.table(runs)
+
+
+def test_the_longest_pause_is_read_off_the_buckets_between_two_scrapes() -> None:
+    before = {0.01: 3.0, 0.1: 4.0, math.inf: 4.0}
+    assert compare.longest_in(before, {0.01: 4.0, 0.1: 6.0, math.inf: 6.0}) == 0.1
+    assert compare.longest_in(before, {0.01: 5.0, 0.1: 6.0, math.inf: 7.0}) == math.inf
+    assert compare.longest_in(before, {0.01: 4.0, 0.1: 5.0, math.inf: 5.0}) == 0.01
+    assert compare.longest_in(before, before) == 0.0
+
+
+def test_the_profile_summary_counts_a_function_once_a_sample(tmp_path: Path) -> None:
+    collapsed = tmp_path / "1.txt"
+    collapsed.write_text(
+        "run (a.py:1);walk (b.py:2);walk (b.py:3);leaf (c.py:4) 3\nrun (a.py:1);other (d.py:5) 1\n"
+    )
+    assert compare.top_functions(collapsed) == [
+        ("run (a.py)", 1.0),
+        ("leaf (c.py)", 0.75),
+        ("walk (b.py)", 0.75),
+        ("other (d.py)", 0.25),
+    ]

@@ -1,0 +1,245 @@
+"""Workers of two or more checkouts side by side on one broker and one workload: the A/B
+of a change, and the profile that should come before it.
+
+    git worktree add ../before main          # beside ../shared, as the checkout is
+    python -m bench.compare ../before . [--events 100000] [--rounds 3] [--profile DIR]
+    python -m bench.compare . .,CRM_GC_FREEZE_SURVIVORS=false     # settings, too
+
+Each checkout's worker (with the settings that follow its path, if any) runs in turn
+from its own directory (its ``stream``, ``models``
+and ``schemas`` first on the path; this checkout's venv), in a consumer group of its own,
+reading the same events (bench/workload.py: synthetic customers and stream, real review
+texts) from the beginning with production's settings, ``--rounds`` times. Reported for
+each: events/s and CPU microseconds an event (the worker's
+``process_cpu_seconds_total``, start-up excluded), by round and the median. With
+``--profile DIR``, py-spy (the ``profile`` extra) samples each worker of the last round
+at 200 Hz; its collapsed stacks go to ``DIR/<n>.txt`` and the functions in the most
+samples are printed. A worker on this machine drifts by a third within minutes: compare
+only runs alternated like these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.throughput import create_bench_topics, load
+from bench.workload import mixed_events
+from stream.broker import EmbeddedBroker
+from stream.settings import Settings
+from stream.workerproc import WorkerProcess, worker_env
+
+#: The venv's py-spy (the ``profile`` extra), else one on the path.
+PY_SPY = shutil.which(
+    "py-spy", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A checkout, and settings (env vars) of its worker: ``PATH[,KEY=VALUE...]``."""
+
+    code: Path
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        path, *settings = text.split(",")
+        pairs = tuple(tuple(setting.split("=", 1)) for setting in settings)
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"not PATH[,KEY=VALUE...]: {text!r}")
+        return cls(Path(path).resolve(), pairs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return ",".join([str(self.code), *(f"{k}={v}" for k, v in self.env)])
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One worker applying every event of the workload."""
+
+    variant: Variant
+    events: int
+    seconds: float
+    cpu_seconds: float
+    #: Python's full garbage collections during the run, and their pauses in seconds
+    #: (``crm_gc_pause_seconds``; 0 for a checkout from before it), and the upper bound
+    #: of the histogram's bucket that holds the longest.
+    full_collections: int
+    full_collection_seconds: float
+    longest_full_collection_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds an event."""
+        return self.cpu_seconds / self.events * 1e6
+
+
+def run_worker(
+    variant: Variant, bootstrap: str, total: int, data_dir: Path, profile: Path | None = None
+) -> WorkerRun:
+    """The worker of ``variant`` over the ``total`` events already loaded."""
+    env = worker_env(
+        bootstrap,
+        data_dir,
+        CRM_APP_ID=f"crm-scorer-{data_dir.name}",
+        CRM_TABLE_STORE="rocksdb",
+        CRM_PRODUCER_MAX_BATCH_BYTES="16384",
+        PYTHONPATH=str(variant.code),
+        **dict(variant.env),
+    )
+    worker = WorkerProcess(env, data_dir.parent / f"{data_dir.name}.log", cwd=variant.code)
+    spy = None
+    try:
+        worker.wait_ready(timeout_s=120)
+        cpu = worker.metric("process_cpu_seconds_total")
+        collections = worker.metric("python_gc_collections_total", generation="2")
+        paused = worker.metric("crm_gc_pause_seconds_sum", generation="2")
+        buckets = worker.buckets("crm_gc_pause_seconds", generation="2")
+        started = time.perf_counter()
+        if profile is not None:
+            command = [str(PY_SPY), "record", "--pid", str(worker.proc.pid), "--rate", "200"]
+            command += ["--format", "raw", "--output", str(profile)]
+            spy = subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        applied = worker.wait_metric("crm_events_total", lambda v: v >= total, 3600, poll_s=0.5)
+        seconds = time.perf_counter() - started
+        if applied < total:
+            raise TimeoutError(f"the worker of {variant} did not apply {total:,} events in time")
+        used = worker.metric("process_cpu_seconds_total") - cpu
+        collections = worker.metric("python_gc_collections_total", generation="2") - collections
+        paused = worker.metric("crm_gc_pause_seconds_sum", generation="2") - paused
+        longest = longest_in(buckets, worker.buckets("crm_gc_pause_seconds", generation="2"))
+        return WorkerRun(variant, total, seconds, used, int(collections), paused, longest)
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+            spy.wait(timeout=60)
+        worker.stop()
+
+
+def longest_in(before: dict[float, float], after: dict[float, float]) -> float:
+    """The upper bound of the first cumulative bucket holding every observation made
+    between two scrapes of a histogram (0 if none was made)."""
+    added = {le: n - before.get(le, 0.0) for le, n in after.items()}
+    total = added.get(float("inf"), 0.0)
+    return min((le for le, n in added.items() if n >= total), default=0.0) if total else 0.0
+
+
+def top_functions(collapsed: Path, count: int = 25) -> list[tuple[str, float]]:
+    """The functions in the most samples of py-spy's collapsed stacks, with their share
+    of all samples (a function counted once a sample however deep it recurs)."""
+    samples = 0
+    inclusive: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        samples += int(n)
+        functions = {_function(frame) for frame in stack.split(";")}
+        for function in functions:
+            inclusive[function] += int(n)
+    ranked = sorted(inclusive.items(), key=lambda item: (-item[1], item[0]))[:count]
+    return [(name, n / samples) for name, n in ranked]
+
+
+def measure(
+    variants: list[Variant],
+    count: int,
+    customers: int,
+    partitions: int,
+    rounds: int,
+    profile: Path | None = None,
+) -> list[list[WorkerRun]]:
+    """Each variant's worker over the same ``count`` events, in turns, ``rounds`` times;
+    with ``profile``, py-spy on each worker of the last round (``profile/<n>.txt``).
+    The runs of each variant, in the order given."""
+    events = mixed_events(count, customers=customers)
+    runs: list[list[WorkerRun]] = [[] for _ in variants]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
+    ):
+        settings = Settings(kafka_bootstrap=broker.bootstrap)
+        asyncio.run(create_bench_topics(settings, partitions))
+        asyncio.run(load(settings, events))
+        for r in range(1, rounds + 1):
+            for n, variant in enumerate(variants, 1):
+                spied = profile / f"{n}.txt" if profile is not None and r == rounds else None
+                data_dir = Path(tmp) / f"w{r}-{n}"
+                run = run_worker(variant, broker.bootstrap, count, data_dir, spied)
+                runs[n - 1].append(run)
+                print(
+                    f"round {r}, {n}. {variant}: {run.rate:,.0f} events/s, "
+                    f"{run.cpu_us:.0f} us CPU an event, {run.full_collections} full "
+                    f"collections: {run.full_collection_seconds:.2f} s, the longest "
+                    f"<= {run.longest_full_collection_s * 1000:.1f} ms",
+                    flush=True,
+                )
+    return runs
+
+
+def table(runs: list[list[WorkerRun]]) -> str:
+    rows = ["| worker | events/s by round | median | CPU us an event, median |"]
+    rows.append("| --- | --- | ---: | ---: |")
+    for n, each in enumerate(runs, 1):
+        rates = ", ".join(f"{run.rate:,.0f}" for run in each)
+        median = statistics.median(run.rate for run in each)
+        cpu = statistics.median(run.cpu_us for run in each)
+        rows.append(f"| {n}. {each[0].variant} | {rates} | {median:,.0f} | {cpu:.0f} |")
+    return "\n".join(rows)
+
+
+def _function(frame: str) -> str:
+    """``name (file)`` of py-spy's ``name (file:line)``."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rpartition(':')[0]})" if ":" in where else frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "variant", nargs="+", type=Variant.parse, help="a checkout: PATH[,KEY=VALUE...]"
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="py-spy the last round into this folder")
+    args = parser.parse_args()
+    if args.profile is not None:
+        if PY_SPY is None:
+            parser.error('--profile needs py-spy: pip install -e ".[profile]"')
+        args.profile.mkdir(parents=True, exist_ok=True)
+    runs = measure(
+        args.variant, args.events, args.customers, args.partitions, args.rounds, args.profile
+    )
+    print(f"\n{args.events:,} events, {args.customers:,} customers, {args.partitions} partitions")
+    print(table(runs))
+    if args.profile is not None:
+        for n, variant in enumerate(args.variant, 1):
+            print(f"\nprofile of {n}. {variant} ({args.profile / f'{n}.txt'}):")
+            for name, share in top_functions(args.profile / f"{n}.txt"):
+                print(f"{share:6.1%}  {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,11 +34,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.throughput import create_bench_topics, load
+from bench.throughput import Run, create_bench_topics, load, product_env
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
-from stream.workerproc import WorkerProcess, worker_env
+from stream.workerproc import WorkerProcess
 
 #: The venv's py-spy (the ``profile`` extra), else one on the path.
 PY_SPY = shutil.which(
@@ -66,12 +66,10 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class WorkerRun:
-    """One worker applying every event of the workload."""
+class WorkerRun(Run):
+    """One worker applying every event of the workload (``name``: its variant)."""
 
     variant: Variant
-    events: int
-    seconds: float
     cpu_seconds: float
     #: Python's full garbage collections during the run, and their pauses in seconds
     #: (``crm_gc_pause_seconds``; 0 for a checkout from before it), and the upper bound
@@ -79,10 +77,6 @@ class WorkerRun:
     full_collections: int
     full_collection_seconds: float
     longest_full_collection_s: float
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds
 
     @property
     def cpu_us(self) -> float:
@@ -94,15 +88,7 @@ def run_worker(
     variant: Variant, bootstrap: str, total: int, data_dir: Path, profile: Path | None = None
 ) -> WorkerRun:
     """The worker of ``variant`` over the ``total`` events already loaded."""
-    env = worker_env(
-        bootstrap,
-        data_dir,
-        CRM_APP_ID=f"crm-scorer-{data_dir.name}",
-        CRM_TABLE_STORE="rocksdb",
-        CRM_PRODUCER_MAX_BATCH_BYTES="16384",
-        PYTHONPATH=str(variant.code),
-        **dict(variant.env),
-    )
+    env = product_env(bootstrap, data_dir, PYTHONPATH=str(variant.code), **dict(variant.env))
     worker = WorkerProcess(env, data_dir.parent / f"{data_dir.name}.log", cwd=variant.code)
     spy = None
     try:
@@ -128,7 +114,9 @@ def run_worker(
         collections = worker.metric("python_gc_collections_total", generation="2") - collections
         paused = worker.metric("crm_gc_pause_seconds_sum", generation="2") - paused
         longest = longest_in(buckets, worker.buckets("crm_gc_pause_seconds", generation="2"))
-        return WorkerRun(variant, total, seconds, used, int(collections), paused, longest)
+        return WorkerRun(
+            str(variant), total, seconds, variant, used, int(collections), paused, longest
+        )
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted

@@ -138,6 +138,20 @@ async def bound(settings: Settings, total: int, partitions: int) -> Run:
     return Run("(b) bound: aiokafka loop + models/", total, time.perf_counter() - started)
 
 
+def product_env(bootstrap: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """A worker's env vars with production settings (not the tests' one-record producer
+    batches, which only matter to changelog recovery on this broker: no restart here),
+    changed by ``settings``; in a consumer group of its own, named after its data."""
+    return worker_env(
+        bootstrap,
+        data_dir,
+        CRM_APP_ID=f"crm-scorer-{data_dir.name}",
+        CRM_TABLE_STORE="rocksdb",
+        CRM_PRODUCER_MAX_BATCH_BYTES="16384",
+        **settings,
+    )
+
+
 def product(
     bootstrap: str,
     total: int,
@@ -146,17 +160,8 @@ def product(
     name: str = "(a) product: crm-scorer worker",
     **settings: str,
 ) -> Run:
-    """The worker, with production settings (not the tests' one-record producer batches,
-    which only matter to changelog recovery on this broker: no restart here), changed
-    by ``settings`` (env vars); in a consumer group of its own, named after its data."""
-    env = worker_env(
-        bootstrap,
-        data_dir,
-        CRM_APP_ID=f"crm-scorer-{data_dir.name}",
-        CRM_TABLE_STORE="rocksdb",
-        CRM_PRODUCER_MAX_BATCH_BYTES="16384",
-        **settings,
-    )
+    """The worker (:func:`product_env`) over ``total`` events."""
+    env = product_env(bootstrap, data_dir, **settings)
     worker = WorkerProcess(env, data_dir.parent / "worker.log")
     try:
         worker.wait_ready(timeout_s=120)

@@ -2,8 +2,9 @@
 what arrived since the last one.
 
 A full collection walks every object the process tracks, and the models hold millions
-of them: over 100,000 events of the workload the worker's 10-14 full collections took
-1.4-2.0 s, up to about 160 ms each, a pause every event queued behind it waits out
+of them: over its start and 100,000 events of the workload a worker's 10-14 full
+collections took 1.4-2.0 s, about 180 ms each by the end, a pause every event queued
+behind it waits out; the 3-4 of them within the 100,000 events, 0.43-0.63 s
 (docs/benchmarks.md). Objects that survived a full collection are mostly the models'
 and the framework's long-lived state. :class:`SurvivorFreezer` moves them out of the
 collector's reach (``gc.freeze``) right after each full collection, when nothing

@@ -66,17 +66,45 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class FullCollections:
+    """A worker's full garbage collections between two scrapes: how many, their seconds
+    (``crm_gc_pause_seconds``; 0 for a checkout from before it), and the upper bound of
+    the histogram bucket holding the longest."""
+
+    count: int = 0
+    seconds: float = 0.0
+    longest_s: float = 0.0
+
+    @staticmethod
+    def scrape(worker: WorkerProcess) -> tuple[float, float, dict[float, float]]:
+        """What :meth:`since` takes as ``before``."""
+        return (
+            worker.metric("python_gc_collections_total", generation="2"),
+            worker.metric("crm_gc_pause_seconds_sum", generation="2"),
+            worker.buckets("crm_gc_pause_seconds", generation="2"),
+        )
+
+    @classmethod
+    def since(
+        cls, worker: WorkerProcess, before: tuple[float, float, dict[float, float]]
+    ) -> FullCollections:
+        count, seconds, buckets = cls.scrape(worker)
+        return cls(int(count - before[0]), seconds - before[1], longest_in(before[2], buckets))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.count} full collections, {self.seconds:.2f} s in all, the longest "
+            f"<= {self.longest_s * 1000:,.1f} ms"
+        )
+
+
+@dataclass(frozen=True)
 class WorkerRun(Run):
     """One worker applying every event of the workload (``name``: its variant)."""
 
     variant: Variant
     cpu_seconds: float
-    #: Python's full garbage collections during the run, and their pauses in seconds
-    #: (``crm_gc_pause_seconds``; 0 for a checkout from before it), and the upper bound
-    #: of the histogram's bucket that holds the longest.
-    full_collections: int
-    full_collection_seconds: float
-    longest_full_collection_s: float
+    full_collections: FullCollections
 
     @property
     def cpu_us(self) -> float:
@@ -94,9 +122,7 @@ def run_worker(
     try:
         worker.wait_ready(timeout_s=120)
         cpu = worker.metric("process_cpu_seconds_total")
-        collections = worker.metric("python_gc_collections_total", generation="2")
-        paused = worker.metric("crm_gc_pause_seconds_sum", generation="2")
-        buckets = worker.buckets("crm_gc_pause_seconds", generation="2")
+        collections = FullCollections.scrape(worker)
         started = time.perf_counter()
         if profile is not None:
             command = [str(PY_SPY), "record", "--pid", str(worker.proc.pid), "--rate", "200"]
@@ -111,12 +137,8 @@ def run_worker(
         if applied < total:
             raise TimeoutError(f"the worker of {variant} did not apply {total:,} events in time")
         used = worker.metric("process_cpu_seconds_total") - cpu
-        collections = worker.metric("python_gc_collections_total", generation="2") - collections
-        paused = worker.metric("crm_gc_pause_seconds_sum", generation="2") - paused
-        longest = longest_in(buckets, worker.buckets("crm_gc_pause_seconds", generation="2"))
-        return WorkerRun(
-            str(variant), total, seconds, variant, used, int(collections), paused, longest
-        )
+        full = FullCollections.since(worker, collections)
+        return WorkerRun(str(variant), total, seconds, variant, used, full)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
@@ -177,9 +199,7 @@ def measure(
                 runs[n - 1].append(run)
                 print(
                     f"round {r}, {n}. {variant}: {run.rate:,.0f} events/s, "
-                    f"{run.cpu_us:.0f} us CPU an event, {run.full_collections} full "
-                    f"collections: {run.full_collection_seconds:.2f} s, the longest "
-                    f"<= {run.longest_full_collection_s * 1000:.1f} ms",
+                    f"{run.cpu_us:.0f} us CPU an event, {run.full_collections}",
                     flush=True,
                 )
     return runs

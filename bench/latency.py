@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.compare import longest_in
+from bench.compare import FullCollections
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
@@ -59,16 +59,11 @@ class Latency:
     #: Seconds from the first send to the event behind each of the lists above.
     scores_at_s: list[float]
     inputs_at_s: list[float]
-    #: The worker's full garbage collections from ready to stop: how many, their
-    #: seconds, and the upper bound of the histogram bucket of the longest.
-    full_collections: tuple[int, float, float] = (0, 0.0, 0.0)
+    #: The worker's full garbage collections while the events were sent and read.
+    full_collections: FullCollections
 
     def collections(self) -> str:
-        n, seconds, longest = self.full_collections
-        return (
-            f"The worker's full garbage collections during the run: {n}, {seconds:.2f} s "
-            f"in all, the longest <= {longest * 1000:,.0f} ms"
-        )
+        return f"The worker's full garbage collections during the run: {self.full_collections}"
 
     @staticmethod
     def _p(values: list[float], q: int) -> str:
@@ -220,12 +215,11 @@ def measure(
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             worker.wait_ready(timeout_s=120)
-            before = collections(worker)
+            before = FullCollections.scrape(worker)
             sent_at, records, inputs = asyncio.run(live(settings, events, rate, seconds + 120))
-            after = collections(worker)
+            full = FullCollections.since(worker, before)
         finally:
             worker.stop()
-    full = (int(after[0] - before[0]), after[1] - before[1], longest_in(before[2], after[2]))
     latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], full)
     first_ms = min(sent_at.values(), default=0)
     input_received_ms: dict[str, float] = {}
@@ -249,15 +243,6 @@ def measure(
             latency.alerts_ms.append(record.timestamp - sent)
             latency.alerts_seen_ms.append(received_ms - sent)
     return latency
-
-
-def collections(worker: WorkerProcess) -> tuple[float, float, dict[float, float]]:
-    """The worker's full collections so far: count, seconds, and the buckets."""
-    return (
-        worker.metric("crm_gc_pause_seconds_count", generation="2"),
-        worker.metric("crm_gc_pause_seconds_sum", generation="2"),
-        worker.buckets("crm_gc_pause_seconds", generation="2"),
-    )
 
 
 def main() -> None:

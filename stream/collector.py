@@ -48,6 +48,8 @@ class SurvivorFreezer:
     def __init__(self, freeze: bool = True) -> None:
         self.freeze = freeze
         self.started = 0.0
+        # Each generation's histogram, looked up once: collections come every few events.
+        self.pauses = [metrics.GC_PAUSE.labels(str(g)) for g in range(3)]
         #: Full collections whose survivors were frozen.
         self.full_collections = 0
 
@@ -66,7 +68,7 @@ class SurvivorFreezer:
             self.started = time.perf_counter()
             return
         generation = info["generation"]
-        metrics.GC_PAUSE.labels(str(generation)).observe(time.perf_counter() - self.started)
+        self.pauses[generation].observe(time.perf_counter() - self.started)
         if generation == 2 and self.freeze:
             # A full collection leaves every survivor in the oldest generation and none
             # younger: frozen now, nothing that has not survived one is frozen.

@@ -75,14 +75,15 @@ class RocksDBMemory:
             return 0
         active = sorted(
             (
-                (_property(db, "cur-size-active-mem-table"), n, db)
-                for n, db in enumerate(self.databases())
+                (_property(db, "cur-size-active-mem-table"), db)
+                for db in self.databases()
                 if not _property(db, "num-immutable-mem-table")
             ),
+            key=lambda sized: sized[0],
             reverse=True,
         )
         flushed = 0
-        for size, _, db in active:
+        for size, db in active:
             if excess <= 0 or size <= ARENA_BLOCK_BYTES:  # an empty memtable holds a block
                 break
             db.flush(wait=False)

@@ -59,8 +59,9 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())
 
-    def samples(self, name: str) -> list[Sample]:
-        """The samples named ``name`` on ``/metrics``, from one scrape."""
+    def samples(self, name: str, **labels: str) -> list[Sample]:
+        """The samples named ``name`` on ``/metrics`` whose labels include ``labels``, from
+        one scrape."""
         status, body = self.get("/metrics", timeout=10)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}; log: {self.log_path}")
@@ -68,25 +69,17 @@ class WorkerProcess:
             sample
             for family in text_string_to_metric_families(body.decode())
             for sample in family.samples
-            if sample.name == name
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         ]
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of ``name`` on ``/metrics`` whose labels include ``labels``."""
-        return sum(
-            sample.value
-            for sample in self.samples(name)
-            if all(sample.labels.get(k) == v for k, v in labels.items())
-        )
+        return sum(sample.value for sample in self.samples(name, **labels))
 
     def buckets(self, name: str, **labels: str) -> dict[float, float]:
         """The cumulative buckets of histogram ``name`` whose labels include ``labels``
         (upper bound: count), one scrape."""
-        return {
-            float(s.labels["le"]): s.value
-            for s in self.samples(f"{name}_bucket")
-            if all(s.labels.get(k) == v for k, v in labels.items())
-        }
+        return {float(s.labels["le"]): s.value for s in self.samples(f"{name}_bucket", **labels)}
 
     def wait_metric(
         self,

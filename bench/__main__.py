@@ -6,7 +6,8 @@
 1. throughput: the worker (a) against the hand-written bound (b), same workload, in turns
    (the ratio: the median of the rounds');
 2. latency: event to score and to alert, at half the worker's measured throughput;
-3. state: resident memory per customer, and restart and recovery time to ready.
+3. state: resident memory per customer, and restart and recovery time to ready;
+4. memory: where the models' part of it goes (one process, tracemalloc).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bench import latency, state, throughput
+from bench import latency, memory, state, throughput
 from bench.workload import mixed_events
 
 
@@ -66,6 +67,11 @@ def run(sizes: Sizes) -> Iterator[str]:
     events = mixed_events(sizes.state_events, customers=sizes.state_customers)
     st = state.measure(events)
     yield f"### State ({sizes.state_events:,} events)\n\n{st.table()}\n"
+    parts = memory.measure(sizes.state_events, sizes.state_customers, partitions=8)
+    yield (
+        f"### Memory by the file that allocated it ({sizes.state_events:,} events, one "
+        f"process)\n\n{parts.table()}\n"
+    )
 
 
 def main() -> None:

@@ -46,7 +46,14 @@ MODEL_VERSION = "+".join(
     )
 )
 #: Versions whose checkpoints and model files load, with the models they lack new.
-UPGRADES_FROM = frozenset({"churn-lr/1+segments-kmeans/1+sentiment-mnb/1"})
+UPGRADES_FROM = frozenset(
+    {
+        "churn-lr/1+segments-kmeans/1+sentiment-mnb/1",
+        # Sentiment's counts keyed by n-gram: its checkpoints load hashed (models/sentiment.py).
+        "churn-lr/1+segments-kmeans/1+sentiment-mnb/1+demand-hoeffding/1+offers-cooc/1"
+        "+influence-copurchase/1",
+    }
+)
 #: Products offered per customer (the hit rate in docs/models.md is at 10).
 OFFERS = 10
 
@@ -96,18 +103,22 @@ class RetentionModels:
             n_clusters=self.config.segments, halflife=self.config.segment_halflife
         )
         self.sentiment = SentimentModel()
-        self._new_crm_models()
+        self._add_missing_models()
         self.model_version = MODEL_VERSION
         self.interval_ms = int(self.config.snapshot_interval_days * DAY_MS)
         self.next_tick_ms: int | None = None
         self.clock_ms: int | None = None
         self.rng = random.Random(self.config.seed)
 
-    def _new_crm_models(self) -> None:
-        """The models added after the first version (new on an upgrade, too)."""
-        self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
-        self.offers = CoPurchaseOffers()
-        self.influence = CoPurchaseInfluence()
+    def _add_missing_models(self) -> None:
+        """The models added after the first version, new where a checkpoint of an older
+        version lacks them."""
+        if not hasattr(self, "demand"):
+            self.demand = DemandForecast(horizon_days=self.config.demand_horizon_days)
+        if not hasattr(self, "offers"):
+            self.offers = CoPurchaseOffers()
+        if not hasattr(self, "influence"):
+            self.influence = CoPurchaseInfluence()
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """Unpickle, bringing models saved by an older version (UPGRADES_FROM) up to
@@ -121,7 +132,7 @@ class RetentionModels:
         self.config = ModelConfig(
             **{f.name: getattr(old, f.name) for f in fields(ModelConfig) if hasattr(old, f.name)}
         )
-        self._new_crm_models()
+        self._add_missing_models()
         self.model_version = MODEL_VERSION
 
     def adopt(self, config: ModelConfig) -> bool:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import sys
+import zlib
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -71,18 +72,34 @@ RECENT_TEXTS = 1_000
 MIN_EXAMPLES_FOR_ALERTS = 200
 
 
-def _interned(counts: dict[str, float]) -> dict[str, float]:
-    """The same counts, keyed by the interned n-grams (a checkpoint's keys are its own)."""
-    return {sys.intern(f): n for f, n in counts.items()}
+#: The hashed feature space: 2**19 buckets, a 2-MiB array of counts per class. A text
+#: model's n-grams grow with every text (150,000 per partition's model after 3,700
+#: texts, still growing); the buckets are the most a model ever holds. Prequential
+#: accuracy on the full corpora (docs/models.md): reviews-zh 0.8779 with the n-grams
+#: as keys, 0.8748 at 2**20 buckets, 0.8707 at 2**19, 0.8620 at 2**18; sentiment-en
+#: 0.8433, 0.8438, 0.8439, 0.8456.
+BUCKET_BITS = 19
+
+
+def feature_buckets(features: Iterable[str], bits: int = BUCKET_BITS) -> np.ndarray:
+    """The distinct buckets of these features, ascending: the low ``bits`` of the CRC-32
+    of each one's UTF-8 (the same in every process, which ``hash`` of a str is not: a
+    model moves between workers in its checkpoint).
+
+    >>> feature_buckets(["w:good", "w:good", "goo"], bits=8).tolist()
+    [22, 115]
+    """
+    hashes = np.fromiter(map(zlib.crc32, map(str.encode, features)), dtype=np.uint32)
+    return np.unique(hashes & np.uint32((1 << bits) - 1)).astype(np.intp)
 
 
 class MultinomialNaiveBayes:
     """River's ``naive_bayes.MultinomialNB`` (the same formula and order of operations:
-    tests/test_models compares the two to 1e-9), with its counts in one flat dict per
-    class. River keeps a ``Counter`` per feature: at 420,000 n-grams (a quarter of the
-    texts) that was 150 MB, 420,000 objects for every full garbage collection to walk
-    (0.1 s pauses in the worker) and 1.6 s to pickle for a checkpoint; flat, it is about
-    40 MB, nothing to walk (dicts of strings and numbers are not tracked), 0.1 s.
+    tests/test_models compares the two to 1e-9) on hashed binary features: each text's
+    features fall in ``2**bits`` buckets (:func:`feature_buckets`), and a class's counts
+    are one array over the buckets. Its memory is fixed: keyed by n-gram, the counts of 8
+    partitions' models took 75 MiB after 30,000 texts and grew with every text
+    (docs/benchmarks.md); hashed, they take 4 MiB a model, for good.
 
     >>> model = MultinomialNaiveBayes()
     >>> model.learn_one({"good": 1}, True); model.learn_one({"bad": 1}, False)
@@ -90,89 +107,127 @@ class MultinomialNaiveBayes:
     True
     """
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: float = 1.0, bits: int = BUCKET_BITS) -> None:
         self.alpha = alpha
+        self.bits = bits
         self.class_counts: dict[Any, int] = {}
-        #: Per class: the sum of each feature's frequencies, and of all of them.
-        self.feature_counts: dict[Any, dict[str, float]] = {}
+        #: Per class: each bucket's count of texts, and the sum of them all.
+        self.counts: dict[Any, np.ndarray] = {}
         self.class_totals: dict[Any, float] = {}
-        #: Distinct features learned, in any class.
+        #: Buckets learned, in any class.
         self.vocabulary = 0
 
     @classmethod
     def from_river(cls, river: naive_bayes.MultinomialNB) -> MultinomialNaiveBayes:
         """The same model from River's (checkpoints and model files written before)."""
-        model = cls(river.alpha)
-        model.class_counts = dict(river.class_counts)
-        model.class_totals = dict(river.class_totals)
+        by_class: dict[Any, dict[str, float]] = {}
         for feature, counts in river.feature_counts.items():
             for c, count in counts.items():
-                model.feature_counts.setdefault(c, {})[sys.intern(feature)] = count
-        model.vocabulary = len(river.feature_counts)
+                by_class.setdefault(c, {})[feature] = count
+        return cls._from_feature_counts(river.alpha, dict(river.class_counts), by_class)
+
+    @classmethod
+    def _from_feature_counts(
+        cls, alpha: float, class_counts: dict[Any, int], by_class: dict[Any, dict[str, float]]
+    ) -> MultinomialNaiveBayes:
+        """The model with each n-gram's counts added to its bucket (colliding n-grams add up)."""
+        model = cls(alpha)
+        model.class_counts = class_counts
+        for c, features in by_class.items():
+            counts = model._class_counts(c)
+            hashes = np.fromiter(map(zlib.crc32, map(str.encode, features)), dtype=np.uint32)
+            buckets = (hashes & np.uint32((1 << model.bits) - 1)).astype(np.intp)
+            np.add.at(counts, buckets, np.fromiter(features.values(), dtype=np.int32))
+            model.class_totals[c] = float(counts.sum())
+        model.vocabulary = model._buckets_learned()
         return model
 
+    def _class_counts(self, c: Any) -> np.ndarray:
+        counts = self.counts.get(c)
+        if counts is None:
+            counts = self.counts[c] = np.zeros(1 << self.bits, dtype=np.int32)
+        return counts
+
+    def _buckets_learned(self) -> int:
+        return int(np.count_nonzero(sum(c != 0 for c in self.counts.values())))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The learned buckets only: most of a young model's are empty.
+        sparse = {}
+        for c, counts in self.counts.items():
+            buckets = np.flatnonzero(counts).astype(np.int32)
+            sparse[c] = (buckets, counts[buckets])
+        return {**self.__dict__, "counts": sparse}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "feature_counts" in state:  # keyed by n-gram (checkpoints before 2026-12-06)
+            state = vars(
+                self._from_feature_counts(
+                    state["alpha"], state["class_counts"], state["feature_counts"]
+                )
+            )
+            self.__dict__.update(state)
+            return
+        sparse = state.pop("counts")
         self.__dict__.update(state)
-        self.feature_counts = {c: _interned(counts) for c, counts in self.feature_counts.items()}
+        self.counts = {}
+        for c, (buckets, values) in sparse.items():
+            self._class_counts(c)[buckets] = values
 
-    def learn_one(self, x: dict[str, int], y: Any) -> None:
+    def buckets(self, x: Iterable[str]) -> np.ndarray:
+        """The distinct buckets of the features ``x`` (a dict's keys, or any strings)."""
+        return feature_buckets(x, self.bits)
+
+    def learn_one(self, x: Iterable[str], y: Any) -> None:
+        self.learn_buckets(self.buckets(x), y)
+
+    def learn_buckets(self, buckets: np.ndarray, y: Any) -> None:
+        """Learn one text of class ``y`` by its :meth:`buckets`."""
         self.class_counts[y] = self.class_counts.get(y, 0) + 1
-        counts = self.feature_counts.setdefault(y, {})
-        others = [d for c, d in self.feature_counts.items() if c != y]
-        total = self.class_totals.get(y, 0.0)
-        for f, frequency in x.items():
-            seen = counts.get(f)
-            if seen is None:
-                if not any(f in d for d in others):
-                    self.vocabulary += 1
-                # One string per n-gram for all classes and partitions: each text makes
-                # its own, and the n-grams were two thirds of the counts' memory.
-                counts[sys.intern(f)] = frequency
-            else:
-                counts[f] = seen + frequency
-            total += frequency
-        self.class_totals[y] = total
+        counts = self._class_counts(y)
+        unseen = counts[buckets] == 0
+        for c, others in self.counts.items():
+            if c != y:
+                unseen &= others[buckets] == 0
+        self.vocabulary += int(np.count_nonzero(unseen))
+        counts[buckets] += 1
+        self.class_totals[y] = self.class_totals.get(y, 0.0) + len(buckets)
 
-    def predict_proba_one(self, x: dict[str, int]) -> dict[Any, float]:
+    def predict_proba_one(self, x: Iterable[str]) -> dict[Any, float]:
         """P(class | x) per class learned; ``{}`` before any."""
+        return self.predict_buckets(self.buckets(x))
+
+    def predict_buckets(self, buckets: np.ndarray) -> dict[Any, float]:
+        """P(class | the text of these :meth:`buckets`) per class learned; ``{}`` before any."""
         counts = self.class_counts
         if not counts:
             return {}
         alpha = self.alpha
         vocabulary = alpha * self.vocabulary
         total = sum(counts.values())
-        # sum(f * log((n + alpha) / den)) as f . log(n + alpha) - sum(f) * log(den), the
-        # counts looked up and the logs taken in C: a text has hundreds of n-grams (1.3x
-        # faster than a Python loop over them, docs/benchmarks.md).
-        features = list(x)
-        frequencies = np.array(list(x.values()), dtype=float)
-        total_frequency = float(frequencies.sum())
+        n = len(buckets)
         jll: dict[Any, float] = {}
         for c, count in counts.items():
             den = self.class_totals[c] + vocabulary
-            seen = np.array(
-                list(map(self.feature_counts[c].get, features, itertools.repeat(0.0))),
-                dtype=float,
-            )
-            likelihood = float(frequencies @ np.log(seen + alpha))
-            jll[c] = math.log(count / total) + likelihood - total_frequency * math.log(den)
+            likelihood = float(np.log(self.counts[c][buckets] + alpha).sum())
+            jll[c] = math.log(count / total) + likelihood - n * math.log(den)
         top = max(jll.values())
         lse = top + math.log(sum(math.exp(v - top) for v in jll.values()))
         return {c: math.exp(v - lse) for c, v in jll.items()}
 
 
 class SentimentModel:
-    VERSION = "sentiment-mnb/1"
+    VERSION = "sentiment-mnb/2"
 
     def __init__(self, alpha: float = 1.0) -> None:
         self.model = MultinomialNaiveBayes(alpha=alpha)
         self.learned = 0
         #: Whether each of the latest rated texts was predicted right before learning it.
         self.recent: deque[bool] = deque(maxlen=RECENT_TEXTS)
-        #: The latest prediction (text, features, probabilities): a rated text is scored,
+        #: The latest prediction (text, buckets, probabilities): a rated text is scored,
         #: then learned with the same prediction (test-then-train), so it is made once.
         #: Not pickled: a checkpoint holds no text.
-        self._last: tuple[str, dict[str, int], dict[Any, float]] | None = None
+        self._last: tuple[str, np.ndarray, dict[Any, float]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_last"}
@@ -183,14 +238,14 @@ class SentimentModel:
         self.__dict__.update(state)
         self._last = None
 
-    def _predict(self, text: str) -> tuple[dict[str, int], dict[Any, float]]:
+    def _predict(self, text: str) -> tuple[np.ndarray, dict[Any, float]]:
         last = self._last
         if last is not None and last[0] == text:
             return last[1], last[2]
-        features = text_features(text)
-        proba = self.model.predict_proba_one(features)
-        self._last = (text, features, proba)
-        return features, proba
+        buckets = self.model.buckets(text_features(text))
+        proba = self.model.predict_buckets(buckets)
+        self._last = (text, buckets, proba)
+        return buckets, proba
 
     def predict_proba(self, text: str) -> float:
         """P(positive); 0.5 before anything was learned."""
@@ -208,8 +263,8 @@ class SentimentModel:
         return sum(self.recent) / len(self.recent) if self.recent else None
 
     def learn_one(self, text: str, positive: bool) -> None:
-        features, proba = self._predict(text)
+        buckets, proba = self._predict(text)
         self.recent.append((proba.get(True, 0.5) >= 0.5) == positive if proba else False)
-        self.model.learn_one(features, positive)
+        self.model.learn_buckets(buckets, positive)
         self._last = None  # the model changed
         self.learned += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import compare, latency, pipeline, state, throughput
+from bench import compare, latency, memory, pipeline, state, throughput
 from bench.workload import mixed_events
 
 
@@ -20,6 +20,16 @@ def test_pipeline_times_every_event_after_the_warm_up_by_kind() -> None:
     assert set(result.counts) == {"browse", "purchase", "feedback"}
     assert result.seconds == pytest.approx(sum(result.by_type.values()))
     assert "| browse (" in result.table()
+
+
+def test_memory_counts_the_states_bytes_apart_from_the_models() -> None:
+    events = mixed_events(2_000, customers=500)
+    result = memory.measure(2_000, customers=500, partitions=4)
+    assert result.customers == len({e["customer_id"] for e in events})
+    assert result.by_file[memory.STATES] > 100 * result.customers  # a state is 600 B or so
+    assert result.by_file["models/sentiment.py"] > 0 and "bench/memory.py" not in result.by_file
+    assert result.models == result.total - result.by_file[memory.STATES]
+    assert "| models/sentiment.py |" in result.table()
 
 
 @pytest.mark.broker

@@ -32,7 +32,7 @@ def test_churn_on_the_shipped_extract() -> None:
 
 def test_sentiment_on_the_shipped_extract() -> None:
     assert sentiment_accuracy(DEMO_DATA, "reviews-zh")[0] >= 0.70  # measured 0.724
-    assert sentiment_accuracy(DEMO_DATA, "sentiment-en")[0] >= 0.74  # measured 0.772
+    assert sentiment_accuracy(DEMO_DATA, "sentiment-en")[0] >= 0.74  # measured 0.777
 
 
 def test_segments_on_the_shipped_extract() -> None:

@@ -26,6 +26,11 @@ from tests.factories import BASE_TS, DAY, purchase
 #: RetentionModels of churn-lr/1+segments-kmeans/1+sentiment-mnb/1, pickled by that
 #: code (commit 3a707a3) after replaying the first 400 invoices of the shipped extract.
 OLD_MODELS = Path(__file__).parent / "data" / "retention-models-1.pkl.zlib"
+#: RetentionModels of churn-lr/1+...+sentiment-mnb/1+...+influence-copurchase/1 (its
+#: sentiment counts keyed by n-gram), pickled by that code (commit c4630f2) after
+#: replaying the first 400 invoices of the shipped extract and feedback on each of them
+#: (sentiment-en texts, eventdata.feedback.feedback_events with rate 1, no incident).
+MODELS_2 = Path(__file__).parent / "data" / "retention-models-2.pkl.zlib"
 
 
 def old_models_pickle() -> bytes:
@@ -33,7 +38,7 @@ def old_models_pickle() -> bytes:
 
 
 def test_models_of_the_previous_version_load_predict_the_same_and_learn_on() -> None:
-    old_version = next(iter(UPGRADES_FROM))
+    old_version = "churn-lr/1+segments-kmeans/1+sentiment-mnb/1"
     events = purchase_events(read_csv_gz(DEMO_DATA / "online-retail.csv.gz"))[:400]
     states = replay_lines((orjson.dumps(e) for e in events), scans=False).states
     models = pickle.loads(old_models_pickle())
@@ -74,6 +79,41 @@ def test_models_of_the_previous_version_load_predict_the_same_and_learn_on() -> 
         checkpoint.restore(RetentionModels, MODEL_VERSION)
     restored = checkpoint.restore(RetentionModels, MODEL_VERSION, UPGRADES_FROM)
     assert restored.model_version == MODEL_VERSION
+
+
+def test_models_with_sentiment_keyed_by_n_gram_load_hashed_and_keep_the_rest() -> None:
+    """The previous version's checkpoints: everything learned stays, offers and
+    influence included, and sentiment's counts move to their buckets."""
+    pickled = zlib.decompress(MODELS_2.read_bytes())
+    checkpoint = ModelCheckpoint.build(
+        zlib.compress(pickled),
+        "churn-lr/1+segments-kmeans/1+sentiment-mnb/1+demand-hoeffding/1+offers-cooc/1"
+        "+influence-copurchase/1",
+        partition=0,
+        offsets={},
+        clock_ms=None,
+        next_scan_ms=None,
+        written_at_ms=0,
+    )
+    models = checkpoint.restore(RetentionModels, MODEL_VERSION, UPGRADES_FROM)
+    assert models.model_version == MODEL_VERSION
+    # What the old code printed for the same models (the fixture's script).
+    assert models.offers.learned == 333 and len(models.influence.followers) == 165
+    assert models.influence.degree("17096") == 10
+    events = purchase_events(read_csv_gz(DEMO_DATA / "online-retail.csv.gz"))[:400]
+    bought = replay_lines((orjson.dumps(e) for e in events), scans=False).states["17096"].products
+    assert models.offers.recommend(bought, k=5) == ["21027", "21031", "21682", "22378", "22292"]
+    sentiment = models.sentiment
+    assert sentiment.learned == 141
+    # 9,720 n-grams in 2**19 buckets: a few share one.
+    assert 9_600 <= sentiment.model.vocabulary <= 9_720
+    for text, old in (
+        ("great product, love it", 0.9999999980258849),
+        ("awful, broken and late", 0.00018585281187967842),
+    ):
+        assert sentiment.predict_proba(text) == pytest.approx(old, abs=1e-3)
+    sentiment.learn_one("great product, love it", True)
+    assert sentiment.learned == 142
 
 
 def test_orders_with_products_give_offers_of_products_not_bought() -> None:

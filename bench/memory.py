@@ -1,0 +1,149 @@
+"""Where the models' memory goes: the workload through one process, with tracemalloc.
+
+    python -m bench.memory [--events 300000] [--customers 100000] [--partitions 8]
+
+Each event of the benchmark workload (bench/workload.py: synthetic customers, stream and
+browsing; real review texts) goes through its partition's
+:class:`~stream.processor.EventProcessor`, as in the worker, and each customer's state
+is kept as the bytes the worker stores (in the worker they are in RocksDB, budgeted, so
+they are counted apart). What is still allocated at the end is summed by the file that
+allocated it (``models/sentiment.py`` is naive Bayes' counts and n-grams,
+``models/influence.py`` the co-purchase graph, and so on) and divided by the customers
+seen. bench.state gives the worker's resident memory; this gives its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tracemalloc
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from bench.workload import mixed_events
+from models.alerting import AlertPolicy
+from models.features import CustomerState, SourcePosition
+from models.retention import RetentionModels
+from schemas.wire import decode_event
+from stream.processor import EventProcessor
+from stream.settings import Settings
+from stream.topics import partition_for
+
+ROOT = Path(__file__).resolve().parent.parent
+#: What the states' bytes are counted as (the worker keeps them in RocksDB).
+STATES = "the states' bytes (in the worker: RocksDB)"
+
+
+@dataclass
+class MemoryResult:
+    events: int
+    customers: int
+    #: Bytes still allocated at the end, by the file (in the repository, or a package)
+    #: that allocated them.
+    by_file: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_file.values())
+
+    @property
+    def models(self) -> int:
+        return self.total - self.by_file.get(STATES, 0)
+
+    def table(self, rows: int = 12) -> str:
+        lines = [
+            "| allocated by | MiB | bytes a customer |",
+            "| --- | ---: | ---: |",
+        ]
+        ranked = sorted(self.by_file.items(), key=lambda kv: kv[1], reverse=True)
+        for name, size in ranked[:rows]:
+            lines.append(f"| {name} | {size / 2**20:,.1f} | {size / self.customers:,.0f} |")
+        rest = sum(size for _, size in ranked[rows:])
+        if rest:
+            lines.append(f"| the rest | {rest / 2**20:,.1f} | {rest / self.customers:,.0f} |")
+        for label, size in (("all", self.total), ("all but the states' bytes", self.models)):
+            lines.append(
+                f"| **{label}** | **{size / 2**20:,.1f}** | **{size / self.customers:,.0f}** |"
+            )
+        return "\n".join(lines)
+
+
+def _owner(filename: str) -> str:
+    """A file of the repository by its path in it, a package's by the package."""
+    path = Path(filename)
+    parts = path.parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1]
+    if path.is_relative_to(ROOT):
+        return str(path.relative_to(ROOT))
+    return path.name
+
+
+def measure(count: int, customers: int, partitions: int) -> MemoryResult:
+    settings = Settings()
+    # Made and encoded before tracing: the workload is not the worker's memory.
+    wire = [(orjson.dumps(e), e["type"]) for e in mixed_events(count, customers=customers)]
+    gc.collect()
+    tracemalloc.start()
+    states: dict[str, bytes] = {}
+    owned: dict[int, list[str]] = defaultdict(list)
+    policy = AlertPolicy(settings.alerts())
+
+    def processor(p: int) -> EventProcessor:
+        def customers_of() -> list[CustomerState]:
+            return [CustomerState.from_bytes(states[c]) for c in owned[p]]
+
+        return EventProcessor(RetentionModels(settings.models()), policy, customers=customers_of)
+
+    processors = {p: processor(p) for p in range(partitions)}
+    offsets: dict[int, int] = defaultdict(int)
+    states_bytes = 0
+    for value, kind in wire:
+        event = decode_event(value, expected_type=kind)
+        customer = event.customer_id
+        p = partition_for(customer, partitions)
+        offsets[p] += 1
+        stored = states.get(customer)
+        before = CustomerState.from_bytes(stored) if stored is not None else None
+        out = processors[p].process(before, event, SourcePosition(kind, p, offsets[p]))
+        if out is None:
+            continue
+        data = out.state.to_bytes()
+        states_bytes += len(data) - (len(stored) if stored is not None else 0)
+        states[customer] = data
+        if stored is None:
+            owned[p].append(customer)
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    by_file: dict[str, int] = defaultdict(int)
+    for stat in snapshot.statistics("filename"):
+        by_file[_owner(stat.traceback[0].filename)] += stat.size
+    # The states' bytes are allocated by the model file that encodes them: counted apart.
+    by_file["models/features.py"] -= states_bytes
+    by_file[STATES] = states_bytes
+    # The bench's own dicts of states and customers by partition (the worker's are RocksDB).
+    by_file.pop("bench/memory.py", None)
+    return MemoryResult(events=count, customers=len(states), by_file=dict(by_file))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    args = parser.parse_args()
+    result = measure(args.events, args.customers, args.partitions)
+    print(
+        f"{result.events:,} events (70% browse, 20% purchase, 10% feedback with real review "
+        f"texts; synthetic customers and stream), {result.customers:,} customers, "
+        f"{args.partitions} partitions, no Kafka; still allocated at the end (tracemalloc)"
+    )
+    print(result.table())
+
+
+if __name__ == "__main__":
+    main()

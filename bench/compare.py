@@ -10,8 +10,9 @@ from its own directory (its ``stream``, ``models``
 and ``schemas`` first on the path; this checkout's venv), in a consumer group of its own,
 reading the same events (bench/workload.py: synthetic customers and stream, real review
 texts) from the beginning with production's settings, ``--rounds`` times. Reported for
-each: events/s and CPU microseconds an event (the worker's
-``process_cpu_seconds_total``, start-up excluded), by round and the median. With
+each: events/s, CPU microseconds an event (the worker's
+``process_cpu_seconds_total``, start-up excluded), and how much its resident memory grew
+from ready to the last event and at its peak, by round and the median. With
 ``--profile DIR``, py-spy (the ``profile`` extra) samples each worker of the last round
 at 200 Hz; its collapsed stacks go to ``DIR/<n>.txt`` and the functions in the most
 samples are printed. A worker on this machine drifts by a third within minutes: compare
@@ -105,6 +106,9 @@ class WorkerRun(Run):
     variant: Variant
     cpu_seconds: float
     full_collections: FullCollections
+    #: Resident memory grown from ready to the last event applied, and to its peak.
+    grown_bytes: float
+    peak_bytes: float
 
     @property
     def cpu_us(self) -> float:
@@ -122,6 +126,7 @@ def run_worker(
     try:
         worker.wait_ready(timeout_s=120)
         cpu = worker.metric("process_cpu_seconds_total")
+        ready_rss = worker.metric("process_resident_memory_bytes")
         collections = FullCollections.scrape(worker)
         started = time.perf_counter()
         if profile is not None:
@@ -137,8 +142,10 @@ def run_worker(
         if applied < total:
             raise TimeoutError(f"the worker of {variant} did not apply {total:,} events in time")
         used = worker.metric("process_cpu_seconds_total") - cpu
+        grown = worker.metric("process_resident_memory_bytes") - ready_rss
+        peak = worker.peak_rss_bytes() - ready_rss
         full = FullCollections.since(worker, collections)
-        return WorkerRun(str(variant), total, seconds, variant, used, full)
+        return WorkerRun(str(variant), total, seconds, variant, used, full, grown, peak)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
@@ -199,20 +206,28 @@ def measure(
                 runs[n - 1].append(run)
                 print(
                     f"round {r}, {n}. {variant}: {run.rate:,.0f} events/s, "
-                    f"{run.cpu_us:.0f} us CPU an event, {run.full_collections}",
+                    f"{run.cpu_us:.0f} us CPU an event, {run.grown_bytes / 2**20:,.0f} MiB "
+                    f"grown ({run.peak_bytes / 2**20:,.0f} at the peak), {run.full_collections}",
                     flush=True,
                 )
     return runs
 
 
 def table(runs: list[list[WorkerRun]]) -> str:
-    rows = ["| worker | events/s by round | median | CPU us an event, median |"]
-    rows.append("| --- | --- | ---: | ---: |")
+    rows = [
+        "| worker | events/s by round | median | CPU us an event, median "
+        "| resident memory grown by round, MiB | the same at its peak |"
+    ]
+    rows.append("| --- | --- | ---: | ---: | --- | --- |")
     for n, each in enumerate(runs, 1):
         rates = ", ".join(f"{run.rate:,.0f}" for run in each)
         median = statistics.median(run.rate for run in each)
         cpu = statistics.median(run.cpu_us for run in each)
-        rows.append(f"| {n}. {each[0].variant} | {rates} | {median:,.0f} | {cpu:.0f} |")
+        grown = ", ".join(f"{run.grown_bytes / 2**20:,.0f}" for run in each)
+        peak = ", ".join(f"{run.peak_bytes / 2**20:,.0f}" for run in each)
+        rows.append(
+            f"| {n}. {each[0].variant} | {rates} | {median:,.0f} | {cpu:.0f} | {grown} | {peak} |"
+        )
     return "\n".join(rows)
 
 

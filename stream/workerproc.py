@@ -46,6 +46,12 @@ class WorkerProcess:
             stdin=subprocess.DEVNULL,
         )
 
+    def peak_rss_bytes(self) -> float:
+        """The most resident memory the worker has held so far (Linux's VmHWM)."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+        return float(kib) * 1024
+
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
 

@@ -113,6 +113,8 @@ def test_compare_runs_each_variants_worker_in_turns_over_the_same_events() -> No
     runs = compare.measure(variants, 1_000, customers=200, partitions=4, rounds=1)
     assert [[run.events for run in each] for each in runs] == [[1_000], [1_000]]
     assert all(run.cpu_seconds > 0 and run.seconds > 0 for each in runs for run in each)
+    # The models' arrays alone (sentiment's counts are pages written as texts arrive).
+    assert all(0 < run.grown_bytes <= run.peak_bytes for each in runs for run in each)
     assert f"| 2. {here},CRM_GC_FREEZE_SURVIVORS=false |" in compare.table(runs)
 
 

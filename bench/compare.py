@@ -137,7 +137,7 @@ def run_worker(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        applied = worker.wait_metric("crm_events_total", lambda v: v >= total, 3600, poll_s=0.5)
+        applied = worker.wait_count("crm_events_total", total, 3600)
         seconds = time.perf_counter() - started
         if applied < total:
             raise TimeoutError(f"the worker of {variant} did not apply {total:,} events in time")

@@ -10,7 +10,9 @@ and stream, real review texts).
 (a2) the same on Python's own asyncio loop, for what uvloop gives;
 (b) the bound: one plain aiokafka loop calling the same ``models/`` code through
     :class:`stream.processor.EventProcessor` (one per partition, as the worker), state
-    as objects in a dict, scores and alerts produced to their topics, no framework;
+    as objects in a dict per partition, scores and alerts produced to their topics, the
+    scans of quiet customers when a partition's clock passes a scan time (as the
+    worker's scan agent; left out before 2026-12-06), no framework;
 (c1-c4) the framework's floor (bench/floor.py): Faust workers configured as the product
     doing none of its work, then a table write per event, then also a record sent, then
     the same two written as the product writes them (its record batches).
@@ -44,9 +46,9 @@ from models.features import CustomerState, SourcePosition
 from models.retention import RetentionModels
 from schemas.wire import Rejected, decode_event
 from stream.broker import EmbeddedBroker
-from stream.processor import EventProcessor
+from stream.processor import EventProcessor, Processed
 from stream.settings import Settings
-from stream.topics import create_topics, partition_for
+from stream.topics import create_topics
 from stream.workerproc import WorkerProcess, worker_env
 
 
@@ -83,18 +85,19 @@ async def load(settings: Settings, events: list[dict[str, object]]) -> Run:
 
 
 async def bound(settings: Settings, total: int, partitions: int) -> Run:
-    """The hand-written bound: read, decode, apply, score, learn, alert, publish."""
+    """The hand-written bound: read, decode, apply, score, learn, alert, publish, and the
+    scans of quiet customers the worker runs when a partition's clock passes a scan time."""
     expected = settings.input_topics
-    states: dict[str, CustomerState] = {}
+    #: Each partition's customers, as the worker's table partitions hold them.
+    states: list[dict[str, CustomerState]] = [{} for _ in range(partitions)]
     policy = AlertPolicy(settings.alerts())
 
     def processor(p: int) -> EventProcessor:
-        def customers() -> list[CustomerState]:
-            return [s for c, s in states.items() if partition_for(c, partitions) == p]
+        return EventProcessor(
+            RetentionModels(settings.models()), policy, customers=lambda: states[p].values()
+        )
 
-        return EventProcessor(RetentionModels(settings.models()), policy, customers=customers)
-
-    processors = {p: processor(p) for p in range(partitions)}
+    processors = [processor(p) for p in range(partitions)]
     consumer = AIOKafkaConsumer(
         *expected,
         **settings.kafka_client_options(),
@@ -104,6 +107,13 @@ async def bound(settings: Settings, total: int, partitions: int) -> Run:
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5)
+
+    async def publish(customer: str, out: Processed) -> None:
+        key = customer.encode()
+        await producer.send(settings.topic_scores, out.score_json, key=key)
+        for alert in out.alerts:
+            await producer.send(settings.topic_alerts, alert.model_dump_json().encode(), key=key)
+
     await consumer.start()
     await producer.start()
     done = 0
@@ -112,6 +122,7 @@ async def bound(settings: Settings, total: int, partitions: int) -> Run:
         while done < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
             for tp, messages in batch.items():
+                owned, scorer = states[tp.partition], processors[tp.partition]
                 for m in messages:
                     done += 1
                     try:
@@ -119,18 +130,20 @@ async def bound(settings: Settings, total: int, partitions: int) -> Run:
                     except Rejected:
                         continue
                     customer = event.customer_id
-                    out = processors[tp.partition].process(
-                        states.get(customer), event, SourcePosition(m.topic, m.partition, m.offset)
+                    out = scorer.process(
+                        owned.get(customer), event, SourcePosition(m.topic, m.partition, m.offset)
                     )
                     if out is None:
                         continue
-                    states[customer] = out.state
-                    key = customer.encode()
-                    await producer.send(settings.topic_scores, out.score_json, key=key)
-                    for alert in out.alerts:
-                        await producer.send(
-                            settings.topic_alerts, alert.model_dump_json().encode(), key=key
-                        )
+                    owned[customer] = out.state
+                    await publish(customer, out)
+                    at_ms = scorer.scan_due()
+                    if at_ms is not None:
+                        for quiet, state in list(owned.items()):
+                            rescored = scorer.rescore(state, at_ms)
+                            if rescored is not None:
+                                owned[quiet] = rescored.state
+                                await publish(quiet, rescored)
         await producer.flush()
     finally:
         await consumer.stop()
@@ -166,9 +179,7 @@ def product(
     try:
         worker.wait_ready(timeout_s=120)
         started = time.perf_counter()
-        applied = worker.wait_metric(
-            "crm_events_total", lambda v: v >= total, timeout_s, poll_s=0.5
-        )
+        applied = worker.wait_count("crm_events_total", total, timeout_s)
         if applied < total:
             raise TimeoutError(f"the worker did not apply {total:,} events in time")
         return Run(name, total, time.perf_counter() - started)

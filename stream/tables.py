@@ -12,18 +12,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from faust.types import TP
 
 from stream.sink import BatchSink
 from stream.stores import RocksDBStore
 
 
+def customer_key(customer_id: str) -> bytes:
+    """The table's key of a customer: Faust's JSON key encoding, as recovery writes the
+    changelog's keys to the store and Faust's reads look them up. With orjson installed
+    (a dependency) Faust's is ``orjson.dumps``; called directly, the key costs a tenth
+    (Faust's registry took 1.1% of the worker's samples). A test holds the two equal."""
+    return orjson.dumps(customer_id)
+
+
 class CustomerTable:
     """Customer id -> ``CustomerState`` bytes, in a Faust table (``stream.app.raw_table``).
 
     Reads and writes name the customer's partition. On RocksDB they go straight to that
-    partition's database with the key encoded once for the read, the write and the
-    changelog record (through Faust's table: three encodings, and a look-up of the
+    partition's database under :func:`customer_key`, as does the changelog record
+    (through Faust's table: three encodings through its registry, and a look-up of the
     current event for each); on the memory store, through the table's store.
     """
 
@@ -31,23 +40,20 @@ class CustomerTable:
         self.table = table
         self.sink = sink
         self.changelog = table.changelog_topic.get_topic_name()
-        self._serializers = table.app.serializers
         sink.state_topics.add(self.changelog)  # stored before the outputs appended with it
         sink.on_delivered(self.changelog, self._stored)
         store = table.data
         self._rocksdb = store if isinstance(store, RocksDBStore) else None
-        #: The latest (customer id, encoded key): an event reads, then writes, one customer.
-        self._latest_key: tuple[str, bytes] | None = None
 
     def get(self, customer_id: str, partition: int) -> bytes | None:
         """One read of the store (a Faust table's ``get`` reads it twice)."""
         if self._rocksdb is not None:
-            return self._rocksdb.read(self._key(customer_id), partition)
+            return self._rocksdb.read(customer_key(customer_id), partition)
         value: bytes | None = self.table.data.get(customer_id)
         return value
 
     def set(self, customer_id: str, partition: int, value: bytes) -> None:
-        key = self._key(customer_id)
+        key = customer_key(customer_id)
         if self._rocksdb is not None:
             self._rocksdb.write(key, value, partition)
         else:
@@ -56,24 +62,12 @@ class CustomerTable:
 
     def delete(self, customer_id: str, partition: int) -> None:
         """Remove the customer, and tombstone them on the changelog."""
-        key = self._key(customer_id)
+        key = customer_key(customer_id)
         if self._rocksdb is not None:
             self._rocksdb.remove(key, partition)
         else:
             del self.table.data[customer_id]
         self.sink.append(self.changelog, partition, key, None)
-
-    def _key(self, customer_id: str) -> bytes:
-        # The table's own key encoding: recovery writes changelog keys to the store as
-        # they are, and Faust's reads encode the key this way.
-        latest = self._latest_key
-        if latest is not None and latest[0] == customer_id:
-            return latest[1]
-        key: bytes = self._serializers.dumps_key(
-            str, customer_id, serializer=self.table.key_serializer
-        )
-        self._latest_key = (customer_id, key)
-        return key
 
     def _stored(self, partition: int, offset: int) -> None:
         self.table.data.set_persisted_offset(TP(self.changelog, partition), offset)

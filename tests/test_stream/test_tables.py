@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.app import faust_app, raw_table
 from stream.settings import Settings
 from stream.stores import RocksDBStore
-from stream.tables import CustomerTable
+from stream.tables import CustomerTable, customer_key
 
 PARTITIONS = 4
 
@@ -64,3 +66,11 @@ def test_what_the_table_writes_faust_reads_and_the_changelog_carries(
     finally:
         for database in getattr(table.data, "_dbs", {}).values():
             database.close()
+
+
+@given(st.text(max_size=64))
+def test_a_customers_key_is_fausts_json_key_encoding(customer_id: str) -> None:
+    assert customer_key(customer_id) == SERIALIZERS.dumps_key(str, customer_id, serializer="json")
+
+
+SERIALIZERS = faust_app(Settings(table_store="memory"), PARTITIONS).serializers

@@ -2,7 +2,93 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+
+class LoopHistogram(Collector):
+    """A histogram observed once per event, from the event loop's thread only: a bucket
+    found by bisection and plain counts, where prometheus-client's takes a lock for
+    the sum and the bucket and walks the bounds in Python (its two observations per
+    event were 1.7% of the worker's samples). Exposed as prometheus-client exposes its
+    own (a test compares the two), without the ``_created`` series.
+
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> registry = CollectorRegistry()
+    >>> h = LoopHistogram("t_seconds", "Test.", buckets=(0.1, 1.0), registry=registry)
+    >>> h.observe(0.5); h.observe(0.1); h.observe(7.0)
+    >>> for line in generate_latest(registry).decode().splitlines():
+    ...     if "_bucket" in line: print(line)
+    t_seconds_bucket{le="0.1"} 1.0
+    t_seconds_bucket{le="1.0"} 2.0
+    t_seconds_bucket{le="+Inf"} 3.0
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = tuple(float(b) for b in buckets if b != float("inf"))
+        self.children: dict[tuple[str, ...], LoopHistogramChild] = {}
+        if not self.labelnames:
+            self._unlabelled = self.labels()
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, *values: str) -> LoopHistogramChild:
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}")
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = LoopHistogramChild(self.bounds)
+        return child
+
+    def observe(self, amount: float) -> None:
+        self._unlabelled.observe(amount)
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self.children.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*self.bounds, float("inf")), child.counts, strict=True):
+                cumulative += count
+                le = floatToGoString(bound)  # type: ignore[no-untyped-call]
+                buckets.append((le, float(cumulative)))
+            family.add_metric(list(values), buckets, child.sum)
+        yield family
+
+
+class LoopHistogramChild:
+    """One label set's counts: one per bound, and one above the last."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        # A bucket holds what is at most its bound: the first bound not below it.
+        self.counts[bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
 
 EVENTS = Counter(
     "crm_events_total",
@@ -32,13 +118,13 @@ WATERMARK = Gauge(
 )
 #: Event time to processing, in seconds: from seconds (live) to weeks (a backfill).
 AGE_BUCKETS = (1, 5, 15, 60, 300, 900, 3_600, 6 * 3_600, 86_400, 7 * 86_400, 30 * 86_400)
-EVENT_AGE = Histogram(
+EVENT_AGE = LoopHistogram(
     "crm_event_age_seconds",
     "Wall time at processing minus the event's own time (ts), by input topic.",
     ["topic"],
     buckets=AGE_BUCKETS,
 )
-PROCESSING = Histogram(
+PROCESSING = LoopHistogram(
     "crm_processing_seconds",
     "From consuming an input message to its outputs being queued for publishing.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),

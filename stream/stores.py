@@ -149,12 +149,12 @@ class RocksDBStore(rocksdb.Store):
         return value
 
     def write(self, key: bytes, value: bytes, partition: int) -> None:
-        # The index is Faust's: its reads outside an event (the web view) look there.
-        self._key_index[key] = partition
+        # Not in Faust's index of keys' partitions (a locked LRU): the worker's reads
+        # name the partition; Faust's own, with none, find the key in its database.
         self._db_for_partition(partition).put(key, value)
 
     def remove(self, key: bytes, partition: int) -> None:
-        self._key_index.pop(key, None)
+        self._key_index.pop(key, None)  # changelog recovery indexes what it writes
         self._db_for_partition(partition).delete(key)
 
     async def stop(self) -> None:

@@ -64,7 +64,7 @@ def customer_view(edge: Edge, customer_id: str) -> tuple[int, dict[str, Any]]:
             "partition": partition,
             "owner": hosts[0] if hosts else None,
         }
-    raw = sa.customers.get(customer_id)
+    raw = edge.customers.get(customer_id, partition)
     if raw is None:
         return 404, {"error": "unknown customer", "partition": partition}
     state = CustomerState.from_bytes(raw)

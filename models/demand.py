@@ -39,6 +39,9 @@ from models.features import DAY_MS, CustomerState
 RECENT_TARGETS = 2_000
 #: Matured targets the model needs before its forecasts are published as ready.
 MIN_TARGETS = 500
+#: The cap of forecasts for models pickled before they kept the largest target learned
+#: (log1p of a billion: no customer's 30 days, and far from overflowing ``expm1``).
+LOG_SPEND_CAP = math.log1p(1e9)
 
 
 @dataclass(slots=True, eq=False)
@@ -61,6 +64,8 @@ class DemandForecast:
     the target."""
 
     VERSION = "demand-hoeffding/1"
+    #: The largest target learned, log1p of a spend: forecasts stay at or below it.
+    max_log_spend: float = LOG_SPEND_CAP
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class DemandForecast:
         self.pending: deque[DemandTarget] = deque()
         self.open: dict[str, list[DemandTarget]] = {}
         self.targets_learned = 0
+        self.max_log_spend = 0.0
         #: (forecast when taken, spend) of the latest matured targets.
         self.recent: deque[tuple[float, float]] = deque(maxlen=RECENT_TARGETS)
         #: When a list, every matured target is appended to it (``crm-scorer evaluate``).
@@ -97,7 +103,11 @@ class DemandForecast:
     def _predict(self, features: dict[str, float]) -> float:
         if not self.targets_learned:
             return 0.0
-        return max(math.expm1(self.model.predict_one(features)), 0.0)
+        # A leaf's linear model extrapolates without bound on features far from those
+        # it learned (a replay of Online Retail met one whose expm1 overflowed): no
+        # forecast above the largest spend learned.
+        log_spend = min(self.model.predict_one(features), self.max_log_spend)
+        return max(math.expm1(log_spend), 0.0)
 
     def recent_mae(self) -> float | None:
         """Mean absolute error of the latest matured forecasts (each made before its
@@ -134,6 +144,7 @@ class DemandForecast:
             if self.log is not None:
                 self.log.append(target)
             self.model.learn_one(target.features.as_dict(), math.log1p(spend))
+            self.max_log_spend = max(self.max_log_spend, math.log1p(spend))
             self.targets_learned += 1
             targets = self.open[target.customer_id]
             targets.remove(target)

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 RERANK_EVERY = 100
+#: How a checkpoint holds links' products and counts: 32-bit, little-endian.
+WIRE_INT = np.dtype("<i4")
 
 
 class Links:
@@ -57,13 +59,16 @@ class Links:
     def size(self) -> int:
         return len(self.ids)
 
-    def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
-        # As pickled since links were arrays: the products and counts in linked order.
-        order = np.argsort(_view(self.linked), kind="stable")
-        return _view(self.ids)[order], _view(self.counts)[order]
+    def __getstate__(self) -> tuple[bytes, bytes]:
+        # The products and counts in linked order, as bytes: pickled as numpy arrays
+        # (until 2026-12-06), a partition's thousands of them took 0.5 s of the event loop
+        # per checkpoint on Online Retail; as bytes, a hundredth of that.
+        ids, counts = self.in_linked_order()
+        return ids.astype(WIRE_INT).tobytes(), counts.astype(WIRE_INT).tobytes()
 
-    def __setstate__(self, state: tuple[np.ndarray, np.ndarray]) -> None:
-        self._hold(*state)
+    def __setstate__(self, state: tuple[np.ndarray | bytes, np.ndarray | bytes]) -> None:
+        ids, counts = (np.frombuffer(x, WIRE_INT) if isinstance(x, bytes) else x for x in state)
+        self._hold(ids, counts)
 
     def _hold(self, ids: np.ndarray, counts: np.ndarray) -> None:
         """Hold exactly these links (``ids`` distinct), linked in this order (arrays of
@@ -92,9 +97,14 @@ class Links:
         kept = np.lexsort((_view(self.linked), -_view(self.counts)))[:n]
         self._hold(_view(self.ids)[kept], _view(self.counts)[kept])
 
+    def in_linked_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """The linked products and their counts, in the order they were linked."""
+        order = np.argsort(_view(self.linked), kind="stable")
+        return _view(self.ids)[order], _view(self.counts)[order]
+
     def as_dict(self) -> dict[int, int]:
         """Linked product -> orders, in linked order."""
-        ids, counts = self.__getstate__()
+        ids, counts = self.in_linked_order()
         return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 
 

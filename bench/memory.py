@@ -14,7 +14,6 @@ seen. bench.state gives the worker's resident memory; this gives its parts.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import tracemalloc
 from collections import defaultdict
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.workload import mixed_events
+from bench.workload import described, mixed_events, workload_arguments
 from models.alerting import AlertPolicy
 from models.features import CustomerState, SourcePosition
 from models.retention import RetentionModels
@@ -131,16 +130,12 @@ def measure(count: int, customers: int, partitions: int) -> MemoryResult:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300_000)
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--partitions", type=int, default=8)
+    parser = workload_arguments(__doc__.splitlines()[0], events=300_000, customers=100_000)
     args = parser.parse_args()
     result = measure(args.events, args.customers, args.partitions)
     print(
-        f"{result.events:,} events (70% browse, 20% purchase, 10% feedback with real review "
-        f"texts; synthetic customers and stream), {result.customers:,} customers, "
-        f"{args.partitions} partitions, no Kafka; still allocated at the end (tracemalloc)"
+        described(result.events, result.customers, args.partitions)
+        + ", no Kafka; still allocated at the end (tracemalloc)"
     )
     print(result.table())
 

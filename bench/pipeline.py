@@ -14,14 +14,13 @@ measured part; the table gives both, per event and per kind.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import orjson
 
-from bench.workload import mixed_events
+from bench.workload import described, mixed_events, workload_arguments
 from models.alerting import AlertPolicy
 from models.features import CustomerState, SourcePosition
 from models.retention import RetentionModels
@@ -111,17 +110,10 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--customers", type=int, default=50_000)
-    parser.add_argument("--partitions", type=int, default=8)
+    parser = workload_arguments(__doc__.splitlines()[0], events=100_000, customers=50_000)
     args = parser.parse_args()
     result = measure(args.events, args.customers, args.partitions)
-    print(
-        f"{args.events:,} events (70% browse, 20% purchase, 10% feedback with real review "
-        f"texts; synthetic customers and stream), {args.customers:,} customers, "
-        f"{args.partitions} partitions, no Kafka"
-    )
+    print(described(args.events, args.customers, args.partitions) + ", no Kafka")
     print(result.table())
 
 

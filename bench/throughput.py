@@ -27,7 +27,6 @@ ratio off by as much.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
-from bench.workload import mixed_events
+from bench.workload import described, mixed_events, workload_arguments
 from models.alerting import AlertPolicy
 from models.features import CustomerState, SourcePosition
 from models.retention import RetentionModels
@@ -310,19 +309,12 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--customers", type=int, default=50_000)
-    parser.add_argument("--partitions", type=int, default=8)
+    parser = workload_arguments(__doc__.splitlines()[0], events=200_000, customers=50_000)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--rounds", type=int, default=3, help="(b) then (a), this many times")
     args = parser.parse_args()
     result = measure(args.events, args.customers, args.partitions, args.timeout, args.rounds)
-    print(
-        f"{args.events:,} events (70% browse, 20% purchase, 10% feedback with real review "
-        f"texts; synthetic customers and stream), {args.customers:,} customers, "
-        f"{args.partitions} partitions"
-    )
+    print(described(args.events, args.customers, args.partitions))
     print(result.table())
 
 

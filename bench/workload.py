@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import argparse
 import random
 from functools import cache
 from pathlib import Path
@@ -32,6 +33,24 @@ START_MS = 1_293_840_000_000  # 2011-01-01T00:00:00Z
 PRODUCTS = 4_000
 #: Mean event-time step between consecutive events of the stream.
 STEP_MS = 2_000
+
+
+def workload_arguments(description: str, events: int, customers: int) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--events``, ``--customers`` (these defaults) and
+    ``--partitions`` (8); the caller adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--events", type=int, default=events)
+    parser.add_argument("--customers", type=int, default=customers)
+    parser.add_argument("--partitions", type=int, default=8)
+    return parser
+
+
+def described(events: int, customers: int, partitions: int) -> str:
+    """What a report says of the workload it ran."""
+    return (
+        f"{events:,} events (70% browse, 20% purchase, 10% feedback with real review texts; "
+        f"synthetic customers and stream), {customers:,} customers, {partitions} partitions"
+    )
 
 
 @cache

@@ -151,13 +151,6 @@ class Settings(BaseSettings):
         "fixed 1500 would add up to that to each event's latency on a broker that holds "
         "fetches).",
     )
-    max_poll_records: int = Field(
-        default=2_000,
-        ge=1,
-        description="Most fetched input records decoded and held at a time (with no limit, "
-        "Faust's default, a worker catching up held whole fetches: 1 MiB of each partition, "
-        "over 100,000 records and 80 MiB).",
-    )
     producer_max_batch_bytes: int = Field(
         default=16_384,
         ge=1,

@@ -89,8 +89,13 @@ def feature_buckets(features: Iterable[str], bits: int = BUCKET_BITS) -> np.ndar
     >>> feature_buckets(["w:good", "w:good", "goo"], bits=8).tolist()
     [22, 115]
     """
+    return np.unique(_hashed(features, bits))
+
+
+def _hashed(features: Iterable[str], bits: int) -> np.ndarray:
+    """The bucket of each feature, in order (repeats and all)."""
     hashes = np.fromiter(map(zlib.crc32, map(str.encode, features)), dtype=np.uint32)
-    return np.unique(hashes & np.uint32((1 << bits) - 1)).astype(np.intp)
+    return (hashes & np.uint32((1 << bits) - 1)).astype(np.intp)
 
 
 class MultinomialNaiveBayes:
@@ -135,8 +140,7 @@ class MultinomialNaiveBayes:
         model.class_counts = class_counts
         for c, features in by_class.items():
             counts = model._class_counts(c)
-            hashes = np.fromiter(map(zlib.crc32, map(str.encode, features)), dtype=np.uint32)
-            buckets = (hashes & np.uint32((1 << model.bits) - 1)).astype(np.intp)
+            buckets = _hashed(features, model.bits)
             np.add.at(counts, buckets, np.fromiter(features.values(), dtype=np.int32))
             model.class_totals[c] = float(counts.sum())
         model.vocabulary = model._buckets_learned()

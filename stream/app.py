@@ -134,6 +134,7 @@ def faust_app(settings: Settings, input_partitions: int) -> transport.App:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,

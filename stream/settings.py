@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         "fixed 1500 would add up to that to each event's latency on a broker that holds "
         "fetches).",
     )
+    fetch_partition_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Most bytes a fetch takes of one partition (Kafka's "
+        "max.partition.fetch.bytes; a larger first batch still comes whole). Each fetch "
+        "of every input partition is decoded at once: 1 MiB held up to 137,000 records "
+        "while catching up.",
+    )
     producer_max_batch_bytes: int = Field(
         default=16_384,
         ge=1,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
 
 from stream.settings import Settings
 
@@ -69,10 +69,48 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-@functools.lru_cache(maxsize=65_536)
+_MURMUR2_M = 0x5BD1E995
+_U32 = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of ``data`` (the Java client's ``Utils.murmur2``, unsigned):
+    aiokafka's, in half its time (whole words unpacked at once, fewer masks).
+
+    >>> murmur2(b"c1"), murmur2(b"")
+    (2069367011, 275646681)
+    """
+    length = len(data)
+    h = 0x9747B28C ^ length
+    end = length & ~3
+    for k in struct.unpack_from(f"<{end >> 2}I", data):
+        k = (k * _MURMUR2_M) & _U32
+        k = ((k ^ (k >> 24)) * _MURMUR2_M) & _U32
+        h = ((h * _MURMUR2_M) & _U32) ^ k
+    tail = length & 3
+    if tail:
+        if tail == 3:
+            h ^= data[end + 2] << 16
+        if tail >= 2:
+            h ^= data[end + 1] << 8
+        h = ((h ^ data[end]) * _MURMUR2_M) & _U32
+    h ^= h >> 13
+    h = (h * _MURMUR2_M) & _U32
+    return h ^ (h >> 15)
+
+
+# A few recent keys only: an event's key is hashed for its input partition, then again
+# for its score's, one after the other. Keyed by every customer (65,536 entries, two
+# per customer: one per partition count) the cache held 9.4 MiB and missed most
+# customers of 100,000 anyway (docs/benchmarks.md).
+@functools.lru_cache(maxsize=1_024)
+def _key_hash(key: str) -> int:
+    return murmur2(key.encode()) & 0x7FFFFFFF
+
+
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for ``key`` (as the Java client)."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return _key_hash(key) % partitions
 
 
 @contextlib.asynccontextmanager

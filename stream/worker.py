@@ -9,6 +9,7 @@ from typing import Any
 import faust
 import uvloop
 
+from stream.allocator import fix_mmap_threshold
 from stream.app import build_app
 from stream.collector import watch_collections
 from stream.settings import Settings
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings) -> None:
     """Create missing topics, build the app, and run until stopped (SIGTERM or SIGINT)."""
+    fix_mmap_threshold()
     if settings.event_loop == "uvloop":
         # Every loop of the worker, also the one Faust's consumer thread makes.
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

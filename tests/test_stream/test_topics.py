@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.producer import route
-from stream.topics import partition_for
+from stream.topics import murmur2, partition_for
 
 TOPICS = {"purchase": "p", "browse": "b", "feedback": "f"}
 
@@ -14,6 +15,11 @@ TOPICS = {"purchase": "p", "browse": "b", "feedback": "f"}
 def test_partition_for_matches_kafkas_default_partitioner(key: str, n: int) -> None:
     parts = list(range(n))
     assert partition_for(key, n) == DefaultPartitioner()(key.encode(), parts, parts)
+
+
+@given(st.binary(max_size=64))
+def test_murmur2_is_kafkas(data: bytes) -> None:
+    assert murmur2(data) == aiokafka_murmur2(data)
 
 
 def test_route_reads_only_what_routing_needs() -> None:

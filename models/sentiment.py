@@ -79,6 +79,11 @@ MIN_EXAMPLES_FOR_ALERTS = 200
 #: as keys, 0.8748 at 2**20 buckets, 0.8707 at 2**19, 0.8620 at 2**18; sentiment-en
 #: 0.8433, 0.8438, 0.8439, 0.8456.
 BUCKET_BITS = 19
+#: A bucket's count of texts is 16-bit: at this, every count is halved (rounding up, so
+#: no learned bucket empties). One partition's model reaches it after 65,535 texts of a
+#: class share a bucket ("的" is in most Chinese reviews); until then the counts are
+#: River's exactly, and 32-bit counts took 16 MiB more in a worker of 8 partitions.
+COUNT_LIMIT = 0xFFFF
 
 
 def feature_buckets(features: Iterable[str], bits: int = BUCKET_BITS) -> np.ndarray:
@@ -104,7 +109,8 @@ class MultinomialNaiveBayes:
     features fall in ``2**bits`` buckets (:func:`feature_buckets`), and a class's counts
     are one array over the buckets. Its memory is fixed: keyed by n-gram, the counts of 8
     partitions' models took 75 MiB after 30,000 texts and grew with every text
-    (docs/benchmarks.md); hashed, they take 4 MiB a model, for good.
+    (docs/benchmarks.md); hashed, they take 2 MiB a model, for good. A count that would
+    pass :data:`COUNT_LIMIT` halves every count first (:meth:`_halve`).
 
     >>> model = MultinomialNaiveBayes()
     >>> model.learn_one({"good": 1}, True); model.learn_one({"bad": 1}, False)
@@ -138,19 +144,40 @@ class MultinomialNaiveBayes:
         """The model with each n-gram's counts added to its bucket (colliding n-grams add up)."""
         model = cls(alpha)
         model.class_counts = class_counts
+        wide = {}
         for c, features in by_class.items():
-            counts = model._class_counts(c)
+            wide[c] = counts = np.zeros(1 << model.bits, dtype=np.int64)
             buckets = _hashed(features, model.bits)
-            np.add.at(counts, buckets, np.fromiter(features.values(), dtype=np.int32))
-            model.class_totals[c] = float(counts.sum())
+            np.add.at(counts, buckets, np.fromiter(features.values(), dtype=np.int64))
+        model._hold(wide)
+        model.class_totals = {c: float(counts.sum()) for c, counts in model.counts.items()}
         model.vocabulary = model._buckets_learned()
         return model
 
     def _class_counts(self, c: Any) -> np.ndarray:
         counts = self.counts.get(c)
         if counts is None:
-            counts = self.counts[c] = np.zeros(1 << self.bits, dtype=np.int32)
+            counts = self.counts[c] = np.zeros(1 << self.bits, dtype=np.uint16)
         return counts
+
+    def _hold(self, wide: dict[Any, np.ndarray]) -> bool:
+        """Hold these counts per class (any integer type, every bucket), halved as many
+        times as they need to fit (checkpoints of 32-bit counts); whether they were."""
+        halved = False
+        while any(int(counts.max(initial=0)) > COUNT_LIMIT for counts in wide.values()):
+            wide = {c: (counts + 1) >> 1 for c, counts in wide.items()}
+            self.class_counts = {c: (n + 1) // 2 for c, n in self.class_counts.items()}
+            halved = True
+        self.counts = {c: counts.astype(np.uint16) for c, counts in wide.items()}
+        return halved
+
+    def _halve(self) -> None:
+        """Halve every count, rounding up (a learned bucket stays learned, so the
+        vocabulary stays): the texts learned so far weigh half as much as the next ones."""
+        for counts in self.counts.values():
+            counts[:] = (counts >> 1) + (counts & 1)  # not (counts + 1) >> 1: 16 bits wrap
+        self.class_counts = {c: (n + 1) // 2 for c, n in self.class_counts.items()}
+        self.class_totals = {c: float(counts.sum()) for c, counts in self.counts.items()}
 
     def _buckets_learned(self) -> int:
         return int(np.count_nonzero(sum(c != 0 for c in self.counts.values())))
@@ -178,12 +205,15 @@ class MultinomialNaiveBayes:
             return
         if "bucket_gaps" in state:
             learned = {c: (np.cumsum(g), v) for c, (g, v) in state.pop("bucket_gaps").items()}
-        else:  # the buckets themselves (written by main between 6c333bb and this change)
+        else:  # the buckets themselves (written by main between 6c333bb and 98e7627)
             learned = state.pop("counts")
         self.__dict__.update(state)
-        self.counts = {}
+        wide = {}
         for c, (buckets, values) in learned.items():
-            self._class_counts(c)[buckets] = values
+            wide[c] = np.zeros(1 << self.bits, dtype=np.int64)
+            wide[c][buckets] = values
+        if self._hold(wide):  # 32-bit counts (before 2026-12-07) that did not fit
+            self.class_totals = {c: float(counts.sum()) for c, counts in self.counts.items()}
 
     def buckets(self, x: Iterable[str]) -> np.ndarray:
         """The distinct buckets of the features ``x`` (a dict's keys, or any strings)."""
@@ -194,9 +224,13 @@ class MultinomialNaiveBayes:
 
     def learn_buckets(self, buckets: np.ndarray, y: Any) -> None:
         """Learn one text of class ``y`` by its :meth:`buckets`."""
-        self.class_counts[y] = self.class_counts.get(y, 0) + 1
         counts = self._class_counts(y)
-        unseen = counts[buckets] == 0
+        held = counts[buckets]
+        if len(held) and int(held.max()) == COUNT_LIMIT:
+            self._halve()
+            held = counts[buckets]
+        self.class_counts[y] = self.class_counts.get(y, 0) + 1
+        unseen = held == 0
         for c, others in self.counts.items():
             if c != y:
                 unseen &= others[buckets] == 0

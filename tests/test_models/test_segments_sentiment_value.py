@@ -12,6 +12,7 @@ from river import naive_bayes
 from bench.workload import review_texts
 from models.segments import ARCHETYPES, SegmentModel
 from models.sentiment import (
+    COUNT_LIMIT,
     MultinomialNaiveBayes,
     SentimentModel,
     feature_buckets,
@@ -127,10 +128,10 @@ def test_naive_bayes_memory_is_fixed_and_its_checkpoint_holds_what_it_learned() 
         model.learn_one(text_features(text.text), text.label == "positive")
         if n in (99, 1199):
             sizes.append(sum(c.nbytes for c in model.counts.values()))
-    assert sizes == [2 * 4 * 2**19] * 2
+    assert sizes == [2 * 2 * 2**19] * 2
     pickled = pickle.dumps(model)
     learned = sum(int((c != 0).sum()) for c in model.counts.values())
-    assert len(pickled) < 8 * learned + 4096 < sizes[-1] / 4
+    assert len(pickled) < 6 * learned + 4096 < sizes[-1] / 2
     restored = pickle.loads(pickled)
     # As written by main for a while: the learned buckets themselves, not their gaps.
     state = {k: v for k, v in vars(model).items() if k != "counts"}
@@ -143,6 +144,48 @@ def test_naive_bayes_memory_is_fixed_and_its_checkpoint_holds_what_it_learned() 
     for text in texts[1200:1300]:
         features = text_features(text.text)
         assert restored.predict_proba_one(features) == model.predict_proba_one(features)
+
+
+def test_counts_at_their_limit_halve_and_the_prediction_stays() -> None:
+    """A bucket about to pass 16 bits halves every count (rounding up) instead of
+    wrapping: the classes' odds and each learned bucket survive."""
+    model = MultinomialNaiveBayes()
+    good, bad, both = model.buckets(["w:good"]), model.buckets(["w:bad"]), model.buckets(["w:ok"])
+    for _ in range(3):
+        model.learn_buckets(np.concatenate([good, both]), True)
+        model.learn_buckets(bad, False)
+    model.counts[True][both] = COUNT_LIMIT - 1  # as if 65,534 positive texts had it
+    model.class_totals[True] += COUNT_LIMIT - 4
+    before = [model.predict_buckets(b)[True] for b in (good, bad, both)]
+    model.learn_buckets(both, True)  # reaches the limit: still exact
+    assert int(model.counts[True][both][0]) == COUNT_LIMIT and model.class_counts[True] == 4
+    model.learn_buckets(both, True)  # would pass it
+    assert int(model.counts[True][both][0]) == (COUNT_LIMIT + 1) // 2 + 1
+    assert int(model.counts[True][good][0]) == 2 and int(model.counts[False][bad][0]) == 2
+    assert model.class_counts == {True: 3, False: 2} and model.vocabulary == 3
+    assert model.class_totals == {c: float(counts.sum()) for c, counts in model.counts.items()}
+    after = [model.predict_buckets(b)[True] for b in (good, bad, both)]
+    assert [p > 0.5 for p in after] == [p > 0.5 for p in before] == [False, False, True]
+    assert max(abs(a - b) for a, b in zip(after, before, strict=True)) < 0.05
+
+
+def test_a_checkpoint_of_32_bit_counts_loads_halved_to_fit() -> None:
+    model = MultinomialNaiveBayes()
+    state = {k: v for k, v in vars(model).items() if k != "counts"}
+    buckets = np.array([5, 9, 700], dtype=np.int64)
+    state["class_counts"] = {True: 150_000, False: 3}
+    state["class_totals"] = {True: 150_003.0, False: 3.0}
+    state["vocabulary"] = 3
+    state["bucket_gaps"] = {
+        True: (np.diff(buckets[:2], prepend=0).astype(np.int32), np.array([150_000, 3], np.int32)),
+        False: (np.diff(buckets[2:], prepend=0).astype(np.int32), np.array([3], np.int32)),
+    }
+    loaded = pickle.loads(pickle.dumps(PickledAs(MultinomialNaiveBayes, state)))
+    assert loaded.counts[True].dtype == np.uint16
+    assert loaded.counts[True][buckets[:2]].tolist() == [37_500, 1]  # halved twice, up
+    assert loaded.counts[False][buckets[2:]].tolist() == [1]
+    assert loaded.class_counts == {True: 37_500, False: 1}
+    assert loaded.class_totals == {True: 37_501.0, False: 1.0} and loaded.vocabulary == 3
 
 
 @dataclass

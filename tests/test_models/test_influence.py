@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.features import DAY_MS
-from models.influence import CoPurchaseInfluence, strongest
+from models.influence import CoPurchaseInfluence, Followers, strongest
 
 
 def test_buying_the_same_product_soon_after_is_a_link_later_is_not() -> None:
@@ -86,9 +86,10 @@ def test_a_checkpoint_of_an_earlier_layout_loads_and_learns_the_same(layout: str
     for customer, ts, products in orders[:40]:
         graph.learn_one(customer, ts, products)
         old.learn_one(customer, ts, products)
-    # Checkpoints written before 2026-12-07 held a (customer, time) tuple per buyer, and
-    # before 2026-12-04 in deques, with sets of leaders.
+    # Checkpoints written before 2026-12-07 held a (customer, time) tuple per buyer and
+    # a dict of followers per leader, and before 2026-12-04 deques, with sets of leaders.
     tuples = {p: list(zip(b[::2], b[1::2], strict=True)) for p, b in old.buyers.items()}
+    old.followers = {b: dict(links) for b, links in old.followers.items()}  # type: ignore[misc]
     if layout == "tuples":
         old.buyers = tuples
     else:
@@ -98,6 +99,8 @@ def test_a_checkpoint_of_an_earlier_layout_loads_and_learns_the_same(layout: str
     assert loaded.buyers == graph.buyers
     assert all(type(b) is list for b in loaded.buyers.values())
     assert all(type(leaders) is list for leaders in loaded.leaders.values())
+    assert all(type(links) is Followers for links in loaded.followers.values())
+    assert loaded.followers == graph.followers
     for customer, ts, products in orders[40:]:
         graph.learn_one(customer, ts, products)
         loaded.learn_one(customer, ts, products)

@@ -173,7 +173,7 @@ class CoPurchaseInfluence:
         for product in dict.fromkeys(products):
             buyers = self.buyers.get(product)
             if buyers is None:
-                buyers = self.buyers[product] = []
+                buyers = self.buyers[sys.intern(product)] = []
             # Distinct, in the order they bought: a set's order would follow the hash
             # seed, and with it the sum below and which of equal leaders are kept.
             earlier = dict.fromkeys([b for b, at in _pairs(buyers) if earliest <= at <= ts_ms])

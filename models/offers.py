@@ -9,8 +9,8 @@ orders(j))`` (cosine-normalised, so that best sellers do not win everything); em
 histories fall back to the most ordered products. Memory is bounded: each product
 keeps at most ``neighbours`` links (the strongest, pruned when twice that many). On
 Online Retail with 8 partitions, as in the worker, 100 links gave a hit rate at 10 of
-0.252, 200 gave 0.254 and 50 gave 0.234 (docs/models.md); 100 ranks half the candidates
-of 200.
+0.252, 200 gave 0.254 and 50 gave 0.234 (docs/models.md; 0.264 at 100 since ties keep
+the newer products); 100 ranks half the candidates of 200.
 
 >>> model = CoPurchaseOffers()
 >>> for _ in range(3):
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
@@ -41,43 +42,38 @@ WIRE_INT = np.dtype("<i4")
 
 class Links:
     """One product's links: ``ids`` the linked products (their index, ascending, found
-    by bisection), ``counts`` the orders behind each, and ``linked`` when each was linked
-    (of equal counts, pruning keeps the one linked first). Three arrays of C ints, 12
-    bytes a link, that a ranking adds up in C through views of their memory. A dict of
-    each linked product's place and two 64-bit arrays took 149.6 MiB where these take
-    40.4, as fast (docs/benchmarks.md)."""
+    by bisection) and ``counts`` the orders behind each. Two arrays of C ints, 8 bytes a
+    link, that a ranking adds up in C through views of their memory. A dict of each
+    linked product's place and two 64-bit arrays took 149.6 MiB where these take 27
+    (docs/benchmarks.md)."""
 
-    __slots__ = ("counts", "ids", "linked", "next_linked")
+    __slots__ = ("counts", "ids")
 
     def __init__(self) -> None:
         self.ids = array("i")
         self.counts = array("i")
-        self.linked = array("i")
-        self.next_linked = 0
 
     @property
     def size(self) -> int:
         return len(self.ids)
 
     def __getstate__(self) -> tuple[bytes, bytes]:
-        # The products and counts in linked order, as bytes: pickled as numpy arrays
-        # (until 2026-12-06), a partition's thousands of them took 0.5 s of the event loop
-        # per checkpoint on Online Retail; as bytes, a hundredth of that.
-        ids, counts = self.in_linked_order()
-        return ids.astype(WIRE_INT).tobytes(), counts.astype(WIRE_INT).tobytes()
+        # As bytes: pickled as numpy arrays (until 2026-12-06), a partition's thousands
+        # of them took 0.5 s of the event loop per checkpoint on Online Retail.
+        return _view(self.ids).astype(WIRE_INT).tobytes(), _view(self.counts).astype(
+            WIRE_INT
+        ).tobytes()
 
     def __setstate__(self, state: tuple[np.ndarray | bytes, np.ndarray | bytes]) -> None:
         ids, counts = (np.frombuffer(x, WIRE_INT) if isinstance(x, bytes) else x for x in state)
         self._hold(ids, counts)
 
     def _hold(self, ids: np.ndarray, counts: np.ndarray) -> None:
-        """Hold exactly these links (``ids`` distinct), linked in this order (arrays of
-        any integer or whole-float type)."""
+        """Hold exactly these links (``ids`` distinct, in any order; arrays of any
+        integer or whole-float type)."""
         by_id = np.argsort(ids, kind="stable")
         self.ids = _array(ids[by_id])
         self.counts = _array(counts[by_id])
-        self.linked = _array(by_id)  # when each was linked: its place in ``ids``
-        self.next_linked = len(by_id)
 
     def add(self, ids: list[int]) -> None:
         """One more order of each of ``ids`` (distinct)."""
@@ -89,23 +85,20 @@ class Links:
             else:
                 own.insert(place, j)
                 counts.insert(place, 1)
-                self.linked.insert(place, self.next_linked)
-                self.next_linked += 1
 
     def keep_strongest(self, n: int) -> None:
-        """Only the ``n`` strongest links (ties: linked first), linked anew in that order."""
-        kept = np.lexsort((_view(self.linked), -_view(self.counts)))[:n]
-        self._hold(_view(self.ids)[kept], _view(self.counts)[kept])
-
-    def in_linked_order(self) -> tuple[np.ndarray, np.ndarray]:
-        """The linked products and their counts, in the order they were linked."""
-        order = np.argsort(_view(self.linked), kind="stable")
-        return _view(self.ids)[order], _view(self.counts)[order]
+        """Only the ``n`` strongest links; of equal counts, the products first ordered
+        last (the higher index: newer products sell on). Until 2026-12-07 the links made
+        first: that took a third array, 11 MiB in a worker of 8 partitions, for a hit
+        rate at 10 on Online Retail of 0.290 (8 partitions: 0.252) where this has 0.291
+        (0.264; docs/models.md)."""
+        ids = _view(self.ids)
+        kept = np.sort(np.lexsort((-ids, -_view(self.counts)))[:n])
+        self._hold(ids[kept], _view(self.counts)[kept])
 
     def as_dict(self) -> dict[int, int]:
-        """Linked product -> orders, in linked order."""
-        ids, counts = self.in_linked_order()
-        return dict(zip(ids.tolist(), counts.tolist(), strict=True))
+        """Linked product -> orders, by product index."""
+        return dict(zip(self.ids, self.counts, strict=True))
 
 
 def _view(values: array[int]) -> np.ndarray:
@@ -157,7 +150,9 @@ class CoPurchaseOffers:
 
     def learn_one(self, history: Sequence[str], order: Iterable[str]) -> None:
         """Learn one order, given the customer's earlier products (latest last)."""
-        bought = list(dict.fromkeys(order))
+        # One object per product name in every model that keeps it, however many events
+        # and states decode their own copies (three copies a product a partition before).
+        bought = [sys.intern(j) for j in dict.fromkeys(order)]
         ids = [self._id(j) for j in bought]
         self.learned += 1
         for j, n in zip(bought, ids, strict=True):
@@ -166,7 +161,7 @@ class CoPurchaseOffers:
         for i in dict.fromkeys(history[-self.history :]):
             links = self.co.get(i)
             if links is None:
-                links = self.co[i] = Links()
+                links = self.co[sys.intern(i)] = Links()
             own = self.index.get(i)
             links.add(ids if own not in ids else [n for n in ids if n != own])
             if links.size > 2 * self.neighbours:

@@ -69,14 +69,16 @@ def test_links_are_pruned_to_the_strongest() -> None:
     assert [model.names[j] for j in links][:3] == ["p0", "p1", "p2"]
 
 
-def test_of_equal_counts_pruning_keeps_the_links_made_first() -> None:
+def test_of_equal_counts_pruning_keeps_the_products_ordered_last() -> None:
     model = CoPurchaseOffers(neighbours=2)
     model.learn_one([], ["p4", "p3", "p2", "p1", "p0"])  # indexed in the reverse order
     for n in range(5):  # one order each: the fifth link prunes to 2
         model.learn_one(["tea"], [f"p{n}"])
     model.learn_one(["tea"], ["p9"])
-    assert model.co["tea"].as_dict() == {model.index[j]: 1 for j in ("p0", "p1", "p9")}
-    assert [model.names[j] for j in model.co["tea"].as_dict()] == ["p0", "p1", "p9"]
+    assert model.co["tea"].as_dict() == {model.index[j]: 1 for j in ("p1", "p0", "p9")}
+    for j in ("p9", "p2", "p3"):  # the fifth link again: p9 (2 orders), then p0
+        model.learn_one(["tea"], [j])
+    assert model.co["tea"].as_dict() == {model.index[j]: c for j, c in (("p0", 1), ("p9", 2))}
 
 
 def test_a_model_pickled_with_named_links_loads_and_goes_on_the_same() -> None:
@@ -116,7 +118,7 @@ def test_a_model_pickled_with_links_as_numpy_arrays_loads_and_goes_on_the_same()
         model.learn_one(history, order)
     loaded = pickle.loads(pickle.dumps(model))
     for n, links in enumerate(loaded.co.values()):
-        # Products and counts in linked order, as bytes (numpy arrays pickle slowly).
+        # Products and counts, as bytes (numpy arrays pickle slowly).
         ids, counts = (np.frombuffer(x, "<i4") for x in links.__getstate__())
         # As pickled until 2026-12-06: 32-bit arrays, and 64-bit ones before those.
         as_before = (ids, counts) if n % 2 else (ids.astype(np.intp), counts.astype(np.float64))

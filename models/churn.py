@@ -144,10 +144,13 @@ _NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class PackedFeatures:
-    """Features kept until a label matures: the values in an array of doubles, the names
-    in a tuple shared by every snapshot with the same features. A model holds one per
-    buying customer per tick until it matures (up to 13 per customer for churn at the
-    defaults, 9.3 after a year of Online Retail); as a dict each took about 1 KB.
+    """Features kept until a label matures: the values in an array of 32-bit floats
+    (7 significant digits, for features that are logs, rates and shares), the names in a
+    tuple shared by every snapshot with the same features. A model holds one per buying
+    customer per tick until it matures (up to 13 per customer for churn at the defaults,
+    9.3 after a year of Online Retail); as a dict each took about 1 KB, as doubles 8 MiB
+    more than now for the churn and demand models of a worker of 8 partitions
+    (docs/benchmarks.md).
 
     >>> packed = PackedFeatures({"recency_log": 1.5, "frequency_log": 0.5})
     >>> packed.as_dict()
@@ -161,7 +164,7 @@ class PackedFeatures:
     def __init__(self, features: Mapping[str, float]) -> None:
         names = tuple(features)
         self.names = _NAMES.setdefault(names, names)
-        self.values = array("d", features.values())
+        self.values = array("f", features.values())
 
     def __getstate__(self) -> tuple[tuple[str, ...], array[float]]:
         return self.names, self.values

@@ -72,7 +72,7 @@ RECENT_TEXTS = 1_000
 MIN_EXAMPLES_FOR_ALERTS = 200
 
 
-#: The hashed feature space: 2**19 buckets, a 2-MiB array of counts per class. A text
+#: The hashed feature space: 2**19 buckets, a 1-MiB array of counts per class. A text
 #: model's n-grams grow with every text (150,000 per partition's model after 3,700
 #: texts, still growing); the buckets are the most a model ever holds. Prequential
 #: accuracy on the full corpora (docs/models.md): reviews-zh 0.8779 with the n-grams

@@ -55,8 +55,10 @@ def _flat(pairs: Iterable[tuple[str, int]]) -> list[Any]:
 
 class Followers(Mapping[str, float]):
     """A leader's links: each follower and the link's weight, in the order linked (a
-    dict's order). A list of the followers and an array of doubles: a dict of 10-20
-    floats took 1.3 KB, these a third of that (docs/benchmarks.md).
+    dict's order), changed through :meth:`add`, :meth:`scale` and :meth:`discard`. A list
+    of the followers and an array of doubles, not a dict of float objects: about even
+    for the 1-3 links most leaders have, a third of the memory for 10-20; 4 MiB less in
+    a worker of 8 partitions (docs/benchmarks.md).
 
     >>> links = Followers({"bob": 1.0})
     >>> links.add("cat", 0.5); links.add("bob", 0.25); links.scale(0.5)

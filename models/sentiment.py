@@ -160,16 +160,13 @@ class MultinomialNaiveBayes:
             counts = self.counts[c] = np.zeros(1 << self.bits, dtype=np.uint16)
         return counts
 
-    def _hold(self, wide: dict[Any, np.ndarray]) -> bool:
+    def _hold(self, wide: dict[Any, np.ndarray]) -> None:
         """Hold these counts per class (any integer type, every bucket), halved as many
-        times as they need to fit (checkpoints of 32-bit counts); whether they were."""
-        halved = False
+        times as they need to fit (checkpoints of 32-bit counts)."""
+        self.counts = wide
         while any(int(counts.max(initial=0)) > COUNT_LIMIT for counts in wide.values()):
-            wide = {c: (counts + 1) >> 1 for c, counts in wide.items()}
-            self.class_counts = {c: (n + 1) // 2 for c, n in self.class_counts.items()}
-            halved = True
+            self._halve()
         self.counts = {c: counts.astype(np.uint16) for c, counts in wide.items()}
-        return halved
 
     def _halve(self) -> None:
         """Halve every count, rounding up (a learned bucket stays learned, so the
@@ -212,8 +209,7 @@ class MultinomialNaiveBayes:
         for c, (buckets, values) in learned.items():
             wide[c] = np.zeros(1 << self.bits, dtype=np.int64)
             wide[c][buckets] = values
-        if self._hold(wide):  # 32-bit counts (before 2026-12-07) that did not fit
-            self.class_totals = {c: float(counts.sum()) for c, counts in self.counts.items()}
+        self._hold(wide)  # 32-bit counts (before 2026-12-07) may need halving
 
     def buckets(self, x: Iterable[str]) -> np.ndarray:
         """The distinct buckets of the features ``x`` (a dict's keys, or any strings)."""

@@ -250,10 +250,10 @@ def demand_mae(
         lo, hi = bisect.bisect_right(ts, after_ms), bisect.bisect_right(ts, until_ms)
         return max((sums[hi - 1] if hi else 0.0) - (sums[lo - 1] if lo else 0.0), 0.0)
 
-    names = sorted(train[0].features.names)
+    names = sorted(train[0].names)
 
     def rows(targets: list[DemandTarget]) -> np.ndarray:
-        return np.array([[t.features.as_dict()[n] for n in names] for t in targets])
+        return np.array([[t.features()[n] for n in names] for t in targets])
 
     batch = DecisionTreeRegressor(max_depth=max_depth, random_state=0).fit(
         rows(train),

@@ -26,10 +26,9 @@ import math
 import sys
 from array import array
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Literal, NamedTuple
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from river import compose, linear_model, optim, preprocessing
 
@@ -139,63 +138,168 @@ def snapshot_due(state: CustomerState, at_ms: int, max_recency_ms: int | None) -
     return max_recency_ms is None or last is None or at_ms - last <= max_recency_ms
 
 
-#: Feature name tuples, one object per distinct tuple (see PackedFeatures).
+#: Feature name tuples, one object per distinct tuple (see FeatureRecord).
 _NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-class PackedFeatures:
-    """Features kept until a label matures: the values in an array of 32-bit floats
-    (7 significant digits, for features that are logs, rates and shares), the names in a
-    tuple shared by every snapshot with the same features. A model holds one per buying
-    customer per tick until it matures (up to 13 per customer for churn at the defaults,
-    9.3 after a year of Online Retail); as a dict each took about 1 KB, as doubles 8 MiB
-    more than now for the churn and demand models of a worker of 8 partitions
-    (docs/benchmarks.md).
+def _shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    return _NAMES.setdefault(names, names)
 
-    >>> packed = PackedFeatures({"recency_log": 1.5, "frequency_log": 0.5})
-    >>> packed.as_dict()
+
+def _float32_bytes(values: Iterable[float]) -> bytes:
+    return array("f", values).tobytes()
+
+
+class FeatureRecord:
+    """A customer's features at event time ``taken_ms``, kept until its label matures
+    (a churn snapshot; a demand target adds its forecast and the spend since). A model
+    holds one per buying customer per tick until it matures (up to 13 per customer for
+    churn at the defaults, 9.3 after a year of Online Retail), so it is one object: the
+    values as the bytes of 32-bit floats (7 significant digits, for features that are
+    logs, rates and shares), the names a tuple shared by every record with the same
+    features. As a dict of features each took about 1 KB; as a record holding a
+    separate features object with an array, 48 bytes more (docs/benchmarks.md).
+
+    >>> record = FeatureRecord("c1", 0, {"recency_log": 1.5, "frequency_log": 0.5})
+    >>> record.features()
     {'recency_log': 1.5, 'frequency_log': 0.5}
-    >>> packed.names is PackedFeatures({"recency_log": 0.0, "frequency_log": 0.0}).names
+    >>> record.names is FeatureRecord("c2", 0, {"recency_log": 0.0, "frequency_log": 0.0}).names
     True
     """
 
+    __slots__ = ("customer_id", "names", "resolved", "taken_ms", "values")
+    #: The attributes a pickle holds, in order (a subclass adds its own).
+    _fields: tuple[str, ...] = __slots__
+
+    def __init__(self, customer_id: str, taken_ms: int, features: Mapping[str, float]) -> None:
+        self.customer_id = customer_id
+        self.taken_ms = taken_ms
+        self.names = _shared_names(tuple(features))
+        self.values = _float32_bytes(features.values())
+        self.resolved = False
+
+    def features(self) -> dict[str, float]:
+        return dict(zip(self.names, memoryview(self.values).cast("f"), strict=True))
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        if state[0] is None:
+            # Pickled by d3b3595 or earlier as a slotted dataclass, (None, {slot:
+            # value}): its features a PackedFeatures or (before 2e39126) a dict.
+            slots = state[1]
+            assert isinstance(slots, dict)
+            for name, value in slots.items():
+                if name == "features":
+                    packed = value if isinstance(value, PackedFeatures) else None
+                    self.names = packed.names if packed else _shared_names(tuple(value))
+                    self.values = packed.values if packed else _float32_bytes(value.values())
+                else:
+                    setattr(self, name, value)
+            return
+        for name, value in zip(self._fields, state, strict=True):
+            setattr(self, name, value)
+        self.names = _shared_names(self.names)
+
+
+class PackedFeatures:
+    """The features of a record pickled by 2e39126 to d3b3595 (a names tuple and an
+    array): unpickled only to become a :class:`FeatureRecord`'s own."""
+
     __slots__ = ("names", "values")
 
-    def __init__(self, features: Mapping[str, float]) -> None:
-        names = tuple(features)
-        self.names = _NAMES.setdefault(names, names)
-        self.values = array("f", features.values())
-
-    def __getstate__(self) -> tuple[tuple[str, ...], array[float]]:
-        return self.names, self.values
-
     def __setstate__(self, state: tuple[tuple[str, ...], array[float]]) -> None:
-        names, self.values = state
-        self.names = _NAMES.setdefault(names, names)
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(zip(self.names, self.values, strict=True))
+        names, values = state
+        self.names = _shared_names(names)
+        self.values = _float32_bytes(values)
 
 
-def unpickle_packed(obj: object, state: tuple[None, dict[str, object]]) -> None:
-    """``__setstate__`` of a slotted dataclass with a ``features`` field (pickled as
-    Python pickles slots): packs the features that checkpoints written before
-    PackedFeatures hold as dicts."""
-    _, slots = state
-    for name, value in slots.items():
-        if name == "features" and isinstance(value, dict):
-            value = PackedFeatures(value)
-        object.__setattr__(obj, name, value)
+class _Snapshot(FeatureRecord):
+    """A churn snapshot (the name under which checkpoints hold them)."""
+
+    __slots__ = ()
 
 
-@dataclass(slots=True, eq=False)
-class _Snapshot:
-    customer_id: str
-    taken_ms: int
-    features: PackedFeatures
-    resolved: bool = field(default=False)
+Record = TypeVar("Record", bound=FeatureRecord)
 
-    __setstate__ = unpickle_packed
+
+class OpenRecords(Generic[Record]):
+    """Each customer's records not matured yet, oldest first. A customer's only record
+    is held as itself, several in a list: a list for each customer's one open record
+    took 3.2 MiB in the churn model and 3.7 MiB in demand's, of a worker of 8 partitions
+    (docs/benchmarks.md).
+
+    >>> open_ = OpenRecords()
+    >>> first, second = FeatureRecord("c1", 1, {}), FeatureRecord("c1", 2, {})
+    >>> open_.add(first); open_.add(second)
+    >>> [r.taken_ms for r in open_.of("c1")], "c1" in open_, len(open_)
+    ([1, 2], True, 1)
+    >>> open_.remove(first); open_.of("c1") == (second,)
+    True
+    """
+
+    __slots__ = ("by_customer",)
+
+    def __init__(self) -> None:
+        self.by_customer: dict[str, Record | list[Record]] = {}
+
+    @classmethod
+    def from_lists(cls, lists: Mapping[str, list[Record]]) -> OpenRecords[Record]:
+        """Records held a list per customer (models pickled by d3b3595 or earlier)."""
+        records: OpenRecords[Record] = cls()
+        for customer_id, held in lists.items():
+            records.keep(customer_id, held)
+        return records
+
+    def __len__(self) -> int:
+        return len(self.by_customer)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self.by_customer
+
+    def of(self, customer_id: str) -> Sequence[Record]:
+        held = self.by_customer.get(customer_id)
+        if held is None:
+            return ()
+        return held if isinstance(held, list) else (held,)
+
+    def add(self, record: Record) -> None:
+        held = self.by_customer.get(record.customer_id)
+        if held is None:
+            self.by_customer[record.customer_id] = record
+        elif isinstance(held, list):
+            held.append(record)
+        else:
+            self.by_customer[record.customer_id] = [held, record]
+
+    def keep(self, customer_id: str, records: Sequence[Record]) -> None:
+        """Only ``records`` stay open for the customer."""
+        if not records:
+            self.by_customer.pop(customer_id, None)
+        elif len(records) == 1:
+            self.by_customer[customer_id] = records[0]
+        else:
+            self.by_customer[customer_id] = list(records)
+
+    def remove(self, record: Record) -> None:
+        held = self.by_customer[record.customer_id]
+        if isinstance(held, list):
+            held.remove(record)
+            if len(held) == 1:
+                self.by_customer[record.customer_id] = held[0]
+        else:
+            del self.by_customer[record.customer_id]
+
+    def pop(self, customer_id: str) -> bool:
+        """Drop the customer's records; whether they had any."""
+        return self.by_customer.pop(customer_id, None) is not None
+
+    def __getstate__(self) -> dict[str, Record | list[Record]]:
+        return self.by_customer
+
+    def __setstate__(self, state: dict[str, Record | list[Record]]) -> None:
+        self.by_customer = state
 
 
 class ChurnModel:
@@ -221,7 +325,7 @@ class ChurnModel:
             linear_model.LogisticRegression(optimizer=optimizer or optim.SGD(learning_rate), l2=l2),
         )
         self.pending: deque[_Snapshot] = deque()
-        self.open: dict[str, list[_Snapshot]] = {}
+        self.open: OpenRecords[_Snapshot] = OpenRecords()
         # Predictions use a running average of the SGD weights (Polyak averaging over
         # about the last `averaging_window` labels): single-pass SGD weights wander with
         # the order labels mature in, and their probabilities come out far from observed
@@ -232,6 +336,11 @@ class ChurnModel:
         self.labels_learned = {0: 0, 1: 0}
         #: (prediction before learning, outcome) of the latest matured labels.
         self.recent: deque[tuple[float, bool]] = deque(maxlen=RECENT_LABELS)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.open, dict):  # pickled by d3b3595 or earlier
+            self.open = OpenRecords.from_lists(self.open)
 
     def predict_proba(
         self, state: CustomerState, now_ms: int, extra: Mapping[str, float] = NO_EXTRA
@@ -296,7 +405,7 @@ class ChurnModel:
 
     def on_purchase(self, customer_id: str, ts_ms: int) -> None:
         """A purchase matures the customer's open snapshots taken before it as *stayed*."""
-        snapshots = self.open.get(customer_id)
+        snapshots = self.open.of(customer_id)
         if not snapshots:
             return
         keep = []
@@ -305,15 +414,12 @@ class ChurnModel:
                 self._learn(snap, churned=False)
             else:
                 keep.append(snap)
-        if keep:
-            self.open[customer_id] = keep
-        else:
-            del self.open[customer_id]
+        self.open.keep(customer_id, keep)
 
     def forget(self, customer_id: str) -> None:
         """Drop the customer's snapshots not yet labelled (their features are personal
         data); what the model already learned from them stays, as aggregate weights."""
-        if self.open.pop(customer_id, None) is not None:
+        if self.open.pop(customer_id):
             self.pending = deque(s for s in self.pending if s.customer_id != customer_id)
 
     def mature(self, now_ms: int) -> None:
@@ -323,10 +429,7 @@ class ChurnModel:
             if snap.resolved:
                 continue
             self._learn(snap, churned=True)
-            snapshots = self.open[snap.customer_id]
-            snapshots.remove(snap)
-            if not snapshots:
-                del self.open[snap.customer_id]
+            self.open.remove(snap)
 
     def snapshot(
         self, state: CustomerState, at_ms: int, extra: Mapping[str, float] = NO_EXTRA
@@ -334,17 +437,16 @@ class ChurnModel:
         """Remember a buying customer's features at ``at_ms``; labelled once it matures."""
         if not snapshot_due(state, at_ms, self.max_recency_ms):
             return
-        features = PackedFeatures({**churn_features(state, at_ms), **extra})
         # One object per customer id for all their snapshots (each state read decodes
         # its own copy).
         customer_id = sys.intern(state.customer_id)
-        snap = _Snapshot(customer_id, at_ms, features)
+        snap = _Snapshot(customer_id, at_ms, {**churn_features(state, at_ms), **extra})
         self.pending.append(snap)
-        self.open.setdefault(customer_id, []).append(snap)
+        self.open.add(snap)
 
     def _learn(self, snap: _Snapshot, *, churned: bool) -> None:
         snap.resolved = True
-        features = snap.features.as_dict()
+        features = snap.features()
         self.recent.append((self._proba(features), churned))
         self.model.learn_one(features, churned)
         self.labels_learned[int(churned)] += 1

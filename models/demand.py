@@ -28,11 +28,12 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
 
 from river import compose, preprocessing, tree
 
-from models.churn import PackedFeatures, churn_features, snapshot_due, unpickle_packed
+from models.churn import FeatureRecord, OpenRecords, churn_features, snapshot_due
 from models.features import DAY_MS, CustomerState
 
 #: Matured targets behind the live (prequential) error.
@@ -44,18 +45,18 @@ MIN_TARGETS = 500
 LOG_SPEND_CAP = math.log1p(1e9)
 
 
-@dataclass(slots=True, eq=False)
-class DemandTarget:
+class DemandTarget(FeatureRecord):
     """One customer's features at ``taken_ms``, the forecast then, and the spend since."""
 
-    customer_id: str
-    taken_ms: int
-    features: PackedFeatures
-    predicted: float
-    spend: float = 0.0
-    resolved: bool = field(default=False)
+    __slots__ = ("predicted", "spend")
+    _fields = FeatureRecord._fields + __slots__
 
-    __setstate__ = unpickle_packed
+    def __init__(
+        self, customer_id: str, taken_ms: int, features: Mapping[str, float], predicted: float
+    ) -> None:
+        super().__init__(customer_id, taken_ms, features)
+        self.predicted = predicted
+        self.spend = 0.0
 
 
 class DemandForecast:
@@ -84,13 +85,18 @@ class DemandForecast:
             tree.HoeffdingTreeRegressor(grace_period=grace_period, max_depth=max_depth),
         )
         self.pending: deque[DemandTarget] = deque()
-        self.open: dict[str, list[DemandTarget]] = {}
+        self.open: OpenRecords[DemandTarget] = OpenRecords()
         self.targets_learned = 0
         self.max_log_spend = 0.0
         #: (forecast when taken, spend) of the latest matured targets.
         self.recent: deque[tuple[float, float]] = deque(maxlen=RECENT_TARGETS)
         #: When a list, every matured target is appended to it (``crm-scorer evaluate``).
         self.log: list[DemandTarget] | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.open, dict):  # pickled by d3b3595 or earlier
+            self.open = OpenRecords.from_lists(self.open)
 
     @property
     def ready(self) -> bool:
@@ -122,13 +128,13 @@ class DemandForecast:
             return
         features = churn_features(state, at_ms)
         customer_id = sys.intern(state.customer_id)  # one object for all their targets
-        target = DemandTarget(customer_id, at_ms, PackedFeatures(features), self._predict(features))
+        target = DemandTarget(customer_id, at_ms, features, self._predict(features))
         self.pending.append(target)
-        self.open.setdefault(customer_id, []).append(target)
+        self.open.add(target)
 
     def on_purchase(self, customer_id: str, ts_ms: int, amount: float) -> None:
         """Add a purchase (or a refund, negative) to the open targets it falls after."""
-        for target in self.open.get(customer_id, ()):
+        for target in self.open.of(customer_id):
             if target.taken_ms < ts_ms < target.taken_ms + self.horizon_ms:
                 target.spend += amount
 
@@ -143,15 +149,12 @@ class DemandForecast:
             self.recent.append((target.predicted, spend))
             if self.log is not None:
                 self.log.append(target)
-            self.model.learn_one(target.features.as_dict(), math.log1p(spend))
+            self.model.learn_one(target.features(), math.log1p(spend))
             self.max_log_spend = max(self.max_log_spend, math.log1p(spend))
             self.targets_learned += 1
-            targets = self.open[target.customer_id]
-            targets.remove(target)
-            if not targets:
-                del self.open[target.customer_id]
+            self.open.remove(target)
 
     def forget(self, customer_id: str) -> None:
         """Drop the customer's open targets (personal data); learned weights stay."""
-        if self.open.pop(customer_id, None) is not None:
+        if self.open.pop(customer_id):
             self.pending = deque(t for t in self.pending if t.customer_id != customer_id)

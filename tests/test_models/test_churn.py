@@ -116,13 +116,13 @@ def test_drivers_name_what_pushes_risk_up_in_words() -> None:
 
 
 def test_recent_auc_scores_each_label_before_it_is_learned() -> None:
-    from models.churn import ChurnModel, PackedFeatures, _Snapshot
+    from models.churn import ChurnModel, _Snapshot
 
     model = ChurnModel()
     assert model.recent_auc() is None
     for i in range(400):
         churned = i % 2 == 0
         features = {"recency_log": 4.0 if churned else 1.0, "frequency_log": 1.0}
-        model._learn(_Snapshot(f"c{i}", 0, PackedFeatures(features)), churned=churned)
+        model._learn(_Snapshot(f"c{i}", 0, features), churned=churned)
     auc = model.recent_auc()
     assert auc is not None and auc > 0.9

@@ -36,7 +36,7 @@ def test_a_target_counts_the_horizon_after_its_snapshot_only() -> None:
     assert model.targets_learned == 0  # not matured: never the future
     model.mature(BASE_TS + 30 * DAY_MS)
     assert model.targets_learned == 1 and model.log[0].spend == 25.0
-    assert model.open == {} and not model.pending
+    assert not model.open and not model.pending
 
 
 def test_forecasts_follow_what_customers_spent() -> None:

@@ -15,7 +15,6 @@ import pytest
 from eventdata.events import DEMO_DATA
 from eventdata.retail import purchase_events, read_csv_gz
 from models.checkpoint import CheckpointError, ModelCheckpoint
-from models.churn import PackedFeatures
 from models.features import CustomerState
 from models.retention import MODEL_VERSION, UPGRADES_FROM, RetentionModels
 from schemas.events import parse_event_object
@@ -50,8 +49,7 @@ def test_models_of_the_previous_version_load_predict_the_same_and_learn_on() -> 
     )
     # Its churn snapshots, features as dicts then, are packed and mature as before.
     assert models.churn.pending and all(
-        isinstance(s.features, PackedFeatures) and len(s.features.as_dict()) == 16
-        for s in models.churn.pending
+        isinstance(s.values, bytes) and len(s.features()) == 16 for s in models.churn.pending
     )
     learned = sum(models.churn.labels_learned.values())
     models.churn.mature(models.churn.pending[-1].taken_ms + models.churn.horizon_ms)
@@ -114,6 +112,22 @@ def test_models_with_sentiment_keyed_by_n_gram_load_hashed_and_keep_the_rest() -
         assert sentiment.predict_proba(text) == pytest.approx(old, abs=1e-3)
     sentiment.learn_one("great product, love it", True)
     assert sentiment.learned == 142
+    # Churn snapshots and demand targets (a dataclass holding a PackedFeatures then) are
+    # records now, open per customer as before; pickled again, they mature the same.
+    churn, demand = models.churn, models.demand
+    for model in (churn, demand):
+        waiting = [r for r in model.pending if not r.resolved]
+        assert waiting and all(
+            len(r.features()) == 16 and r in model.open.of(r.customer_id) for r in waiting
+        )
+    churn_again, demand_again = pickle.loads(pickle.dumps((churn, demand)))
+    later = churn.pending[-1].taken_ms + churn.horizon_ms
+    for model in (churn, demand, churn_again, demand_again):
+        model.mature(later)
+        assert not model.open and not model.pending
+    assert churn_again.labels_learned == churn.labels_learned
+    assert churn_again.avg_weights == churn.avg_weights
+    assert list(demand_again.recent) == list(demand.recent)
 
 
 def test_orders_with_products_give_offers_of_products_not_bought() -> None:

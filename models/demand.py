@@ -50,11 +50,18 @@ class DemandTarget(FeatureRecord):
 
     __slots__ = ("predicted", "spend")
     _fields = FeatureRecord._fields + __slots__
+    predicted: float
+    spend: float
 
     def __init__(
-        self, customer_id: str, taken_ms: int, features: Mapping[str, float], predicted: float
+        self,
+        customer_id: str,
+        taken_ms: int,
+        features: Mapping[str, float],
+        predicted: float,
+        beside: FeatureRecord | None = None,
     ) -> None:
-        super().__init__(customer_id, taken_ms, features)
+        super().__init__(customer_id, taken_ms, features, beside)
         self.predicted = predicted
         self.spend = 0.0
 
@@ -122,13 +129,16 @@ class DemandForecast:
             return None
         return sum(abs(p - y) for p, y in self.recent) / len(self.recent)
 
-    def snapshot(self, state: CustomerState, at_ms: int) -> None:
-        """Remember a buying customer's features and forecast at ``at_ms``."""
+    def snapshot(
+        self, state: CustomerState, at_ms: int, beside: FeatureRecord | None = None
+    ) -> None:
+        """Remember a buying customer's features and forecast at ``at_ms``; ``beside``:
+        the churn snapshot taken with it, whose values it shares."""
         if not snapshot_due(state, at_ms, self.max_recency_ms):
             return
         features = churn_features(state, at_ms)
         customer_id = sys.intern(state.customer_id)  # one object for all their targets
-        target = DemandTarget(customer_id, at_ms, features, self._predict(features))
+        target = DemandTarget(customer_id, at_ms, features, self._predict(features), beside)
         self.pending.append(target)
         self.open.add(target)
 

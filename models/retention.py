@@ -163,8 +163,8 @@ class RetentionModels:
             with collections_paused():
                 buyers = [s for s in customers() if s.purchase_count and s.first_seen_ms <= at]
                 for state in buyers:
-                    self.churn.snapshot(state, at, self._churn_extra(state, at))
-                    self.demand.snapshot(state, at)
+                    taken = self.churn.snapshot(state, at, self._churn_extra(state, at))
+                    self.demand.snapshot(state, at, beside=taken)
                 # k-means updates are order-sensitive: the state order (oldest customers
                 # first) would pull every centroid towards the newest customers.
                 self.rng.shuffle(buyers)

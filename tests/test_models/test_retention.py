@@ -16,7 +16,7 @@ from eventdata.events import DEMO_DATA
 from eventdata.retail import purchase_events, read_csv_gz
 from models.checkpoint import CheckpointError, ModelCheckpoint
 from models.features import CustomerState
-from models.retention import MODEL_VERSION, UPGRADES_FROM, RetentionModels
+from models.retention import MODEL_VERSION, UPGRADES_FROM, ModelConfig, RetentionModels
 from schemas.events import parse_event_object
 from stream.processor import EventProcessor
 from stream.replay import replay_lines
@@ -193,3 +193,29 @@ def test_a_tick_runs_with_the_garbage_collector_paused_and_leaves_it_as_it_was(
     assert seen == [False]  # one tick, walked with the collector paused
     assert after is enabled_before
     assert models.segments.seen == 1  # the tick learned the customer
+
+
+@pytest.mark.parametrize("influence", [False, True], ids=["churn-alone", "churn-with-influence"])
+def test_a_demand_target_shares_the_values_of_the_churn_snapshot_taken_with_it(
+    influence: bool,
+) -> None:
+    """Both models take the same customers' features at the same ticks; churn's may add
+    influence's: one copy of the values, each model reading its own features."""
+    events = purchase_events(read_csv_gz(DEMO_DATA / "online-retail.csv.gz"))[:300]
+    states = replay_lines((orjson.dumps(e) for e in events), scans=False).states
+    models = RetentionModels(ModelConfig(churn_uses_influence=influence))
+    last = max(e["ts"] for e in events)
+    models.advance(last, list)
+    models.advance(last + 8 * DAY, lambda: states.values())
+    churn, demand = models.churn.pending, models.demand.pending
+    assert len(churn) == len(demand) > 10
+    for snap, target in zip(churn, demand, strict=True):
+        assert target.values is snap.values
+        features = target.features()
+        assert len(features) == 16 and len(snap.features()) == 16 + influence
+        assert snap.features().items() >= features.items()
+    # A pickle (a checkpoint) keeps one copy.
+    churn_again, demand_again = pickle.loads(pickle.dumps((models.churn, models.demand)))
+    assert all(
+        t.values is s.values for s, t in zip(churn_again.pending, demand_again.pending, strict=True)
+    )

@@ -47,6 +47,14 @@ PY_SPY = shutil.which(
 )
 
 
+def env_setting(text: str) -> tuple[str, str]:
+    """A worker setting given as ``KEY=VALUE`` (an env var)."""
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise ValueError(f"not KEY=VALUE: {text!r}")
+    return key, value
+
+
 @dataclass(frozen=True)
 class Variant:
     """A checkout, and settings (env vars) of its worker: ``PATH[,KEY=VALUE...]``."""
@@ -57,10 +65,11 @@ class Variant:
     @classmethod
     def parse(cls, text: str) -> Variant:
         path, *settings = text.split(",")
-        pairs = tuple(tuple(setting.split("=", 1)) for setting in settings)
-        if any(len(pair) != 2 for pair in pairs):
-            raise ValueError(f"not PATH[,KEY=VALUE...]: {text!r}")
-        return cls(Path(path).resolve(), pairs)  # type: ignore[arg-type]
+        try:
+            pairs = tuple(env_setting(setting) for setting in settings)
+        except ValueError:
+            raise ValueError(f"not PATH[,KEY=VALUE...]: {text!r}") from None
+        return cls(Path(path).resolve(), pairs)
 
     def __str__(self) -> str:
         return ",".join([str(self.code), *(f"{k}={v}" for k, v in self.env)])

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.compare import FullCollections
+from bench.compare import FullCollections, env_setting
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
@@ -251,10 +251,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument(
-        "--setting", action="append", default=[], help="KEY=VALUE, an env var of the worker"
+        "--setting",
+        action="append",
+        default=[],
+        type=env_setting,
+        help="KEY=VALUE, an env var of the worker",
     )
     args = parser.parse_args()
-    worker_settings = dict(setting.split("=", 1) for setting in args.setting)
+    worker_settings = dict(args.setting)
     result = measure(args.rate, args.seconds, args.customers, worker_settings)
     print(f"{result.sent:,} events at {args.rate:,.0f}/s, live event time")
     print(result.table())

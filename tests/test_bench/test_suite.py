@@ -137,3 +137,15 @@ def test_the_profile_summary_counts_a_function_once_a_sample(tmp_path: Path) -> 
         ("walk (b.py)", 0.75),
         ("other (d.py)", 0.25),
     ]
+
+
+def test_worker_settings_are_key_equals_value() -> None:
+    assert compare.env_setting("CRM_X=1") == ("CRM_X", "1")
+    assert compare.env_setting("CRM_X=a=b") == ("CRM_X", "a=b")
+    assert compare.env_setting("CRM_X=") == ("CRM_X", "")
+    for bad in ("CRM_X", "=1", ""):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            compare.env_setting(bad)
+    assert compare.Variant.parse(".,CRM_X=1,CRM_Y=2").env == (("CRM_X", "1"), ("CRM_Y", "2"))
+    with pytest.raises(ValueError, match=r"PATH\[,KEY=VALUE"):
+        compare.Variant.parse(".,CRM_X")

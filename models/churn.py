@@ -220,10 +220,11 @@ class FeatureRecord:
             slots = state[1]
             assert isinstance(slots, dict)
             for name, value in slots.items():
-                if name == "features":
-                    packed = value if isinstance(value, PackedFeatures) else None
-                    self.names = packed.names if packed else _shared_names(tuple(value))
-                    self.values = packed.values if packed else _float32_bytes(value.values())
+                if isinstance(value, PackedFeatures):
+                    self.names, self.values = value.names, value.values
+                elif name == "features":
+                    self.names = _shared_names(tuple(value))
+                    self.values = _float32_bytes(value.values())
                 else:
                     setattr(self, name, value)
             return

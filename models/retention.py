@@ -15,14 +15,13 @@ churn risk, segments, sentiment and customer value, with one event-time clock.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from models.checkpoint import collections_paused
 from models.churn import ChurnModel, Driver
 from models.demand import DemandForecast
 from models.features import DAY_MS, AnyEvent, CustomerState
@@ -71,23 +70,6 @@ class ModelConfig:
     demand_horizon_days: float = 30.0
     #: Co-purchase influence as a churn feature (docs/models.md: measured either way).
     churn_uses_influence: bool = False
-
-
-@contextlib.contextmanager
-def collections_paused() -> Iterator[None]:
-    """No garbage collection inside: a tick decodes every customer of its partition, and
-    those allocations set off full collections that walk every object the models hold.
-    In one process (10,687 customers, 200,000 events learned) a tick took 0.47 s with
-    the collector on and 0.19-0.21 s with it paused (docs/benchmarks.md). What the tick
-    allocates is freed by reference counting: it makes no cycles to collect later."""
-    if not gc.isenabled():  # paused by the caller already: theirs to resume
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class RetentionModels:

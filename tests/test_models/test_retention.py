@@ -172,7 +172,7 @@ def test_a_tick_runs_with_the_garbage_collector_paused_and_leaves_it_as_it_was(
     enabled_before: bool,
 ) -> None:
     """A tick decodes every customer of the partition; a full collection set off by
-    those allocations doubled its time (models.retention.collections_paused)."""
+    those allocations doubled its time (models.checkpoint.collections_paused)."""
     out = EventProcessor().process(None, parse_event_object(purchase("o1", "c1", BASE_TS, 5.0)))
     assert out is not None
     models = RetentionModels()

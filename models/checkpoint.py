@@ -30,8 +30,13 @@ from typing import Any, TypeVar
 import orjson
 
 MAGIC = b"CRMCKPT"
-#: Bumped when the byte layout changes; older readers refuse newer checkpoints.
-FORMAT = 1
+#: Bumped when the byte layout or the pickle's classes change; older readers refuse
+#: newer checkpoints (and start those partitions' models anew instead of failing to
+#: unpickle them). 2: churn snapshots and demand targets as ``FeatureRecord``s, held in
+#: ``OpenRecords`` (models.churn), since 96b372a.
+FORMAT = 2
+#: The formats this code reads: 1 is brought up to date as it is unpickled.
+READS_FORMATS = frozenset({1, 2})
 _HEADER_LEN = struct.Struct(">I")
 T = TypeVar("T")
 
@@ -124,8 +129,10 @@ class ModelCheckpoint:
             info = CheckpointInfo(**orjson.loads(data[start : start + length]))
         except (orjson.JSONDecodeError, TypeError) as exc:
             raise CheckpointError(f"unreadable checkpoint header: {exc}") from exc
-        if info.format != FORMAT:
-            raise CheckpointError(f"checkpoint format {info.format}, this code reads {FORMAT}")
+        if info.format not in READS_FORMATS:
+            raise CheckpointError(
+                f"checkpoint format {info.format}, this code reads {sorted(READS_FORMATS)}"
+            )
         payload = data[start + length :]
         if len(payload) != info.payload_bytes or (
             hashlib.sha256(payload).hexdigest() != info.payload_sha256
@@ -142,8 +149,13 @@ class ModelCheckpoint:
             raise CheckpointError(
                 f"checkpoint of model {self.info.model_version}, this code runs {model_version}"
             )
-        with collections_paused():
-            model: Any = pickle.loads(zlib.decompress(self.payload))
+        try:
+            with collections_paused():
+                model: Any = pickle.loads(zlib.decompress(self.payload))
+        except Exception as exc:
+            # A class or module the pickle names that this code lacks, a state its
+            # classes cannot take: refused like any unusable checkpoint, not a crash.
+            raise CheckpointError(f"unreadable model pickle: {exc!r}") from exc
         if not isinstance(model, kind):
             raise CheckpointError(f"checkpoint holds {type(model).__name__}, not {kind.__name__}")
         return model

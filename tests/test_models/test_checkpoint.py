@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.checkpoint import MAGIC, CheckpointError, ModelCheckpoint, split_chunks
+from models.checkpoint import MAGIC, CheckpointError, ModelCheckpoint, compress, split_chunks
 from models.features import CustomerState, apply_event
 from models.retention import MODEL_VERSION, ModelConfig, RetentionModels
 from models.surge import SentimentSurge
@@ -126,3 +126,27 @@ def test_a_checkpoint_is_pickled_and_restored_with_the_collector_paused() -> Non
         (gc.enable if was else gc.disable)()
     assert COLLECTOR_ON == [("pickle", False), ("restore", False)] and after
     assert isinstance(restored.probe, GarbageProbe)  # type: ignore[attr-defined]
+
+
+def test_checkpoints_of_the_format_before_are_read_and_of_a_later_one_refused() -> None:
+    """A rolling upgrade: this code reads format 1 (d3b3595 and earlier, brought up to
+    date as unpickled); format 1's readers refuse this code's format 2 the same way, and
+    start that partition's models anew instead of failing on classes they lack."""
+    data = capture(RetentionModels()).to_bytes()
+    assert b'"format":2' in data
+    older = ModelCheckpoint.from_bytes(data.replace(b'"format":2', b'"format":1', 1))
+    assert older.info.format == 1 and older.restore(RetentionModels, MODEL_VERSION)
+    with pytest.raises(CheckpointError, match=r"format 3, this code reads \[1, 2\]"):
+        ModelCheckpoint.from_bytes(data.replace(b'"format":2', b'"format":3', 1))
+
+
+def test_a_pickle_naming_what_this_code_lacks_is_refused_not_raised() -> None:
+    """As a newer worker's checkpoint read by an older one: an unusable checkpoint (the
+    partition's models start anew, logged and counted), not a crashed worker."""
+    for payload in (b"cmodels.churn\nNoSuchRecord\n.", b"cno_such_module\nModel\n.", b"\x80"):
+        checkpoint = ModelCheckpoint.build(
+            compress(payload), MODEL_VERSION, partition=0, offsets={}, clock_ms=None,
+            next_scan_ms=None, written_at_ms=0,
+        )  # fmt: skip
+        with pytest.raises(CheckpointError, match="unreadable model pickle"):
+            checkpoint.restore(RetentionModels, MODEL_VERSION)

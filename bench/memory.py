@@ -15,6 +15,7 @@ seen. bench.state gives the worker's resident memory; this gives its parts.
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,14 +23,9 @@ from pathlib import Path
 
 import orjson
 
+from bench.pipeline import PartitionedReplay
 from bench.workload import described, mixed_events, workload_arguments
-from models.alerting import AlertPolicy
-from models.features import CustomerState, SourcePosition
-from models.retention import RetentionModels
-from schemas.wire import decode_event
-from stream.processor import EventProcessor
 from stream.settings import Settings
-from stream.topics import partition_for
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What the states' bytes are counted as (the worker keeps them in RocksDB).
@@ -82,39 +78,13 @@ def _owner(filename: str) -> str:
 
 
 def measure(count: int, customers: int, partitions: int) -> MemoryResult:
-    settings = Settings()
     # Made and encoded before tracing: the workload is not the worker's memory.
     wire = [(orjson.dumps(e), e["type"]) for e in mixed_events(count, customers=customers)]
     gc.collect()
     tracemalloc.start()
-    states: dict[str, bytes] = {}
-    owned: dict[int, list[str]] = defaultdict(list)
-    policy = AlertPolicy(settings.alerts())
-
-    def processor(p: int) -> EventProcessor:
-        def customers_of() -> list[CustomerState]:
-            return [CustomerState.from_bytes(states[c]) for c in owned[p]]
-
-        return EventProcessor(RetentionModels(settings.models()), policy, customers=customers_of)
-
-    processors = {p: processor(p) for p in range(partitions)}
-    offsets: dict[int, int] = defaultdict(int)
-    states_bytes = 0
+    replay = PartitionedReplay(partitions, Settings())
     for value, kind in wire:
-        event = decode_event(value, expected_type=kind)
-        customer = event.customer_id
-        p = partition_for(customer, partitions)
-        offsets[p] += 1
-        stored = states.get(customer)
-        before = CustomerState.from_bytes(stored) if stored is not None else None
-        out = processors[p].process(before, event, SourcePosition(kind, p, offsets[p]))
-        if out is None:
-            continue
-        data = out.state.to_bytes()
-        states_bytes += len(data) - (len(stored) if stored is not None else 0)
-        states[customer] = data
-        if stored is None:
-            owned[p].append(customer)
+        replay.apply(value, kind)
     gc.collect()
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -122,11 +92,14 @@ def measure(count: int, customers: int, partitions: int) -> MemoryResult:
     for stat in snapshot.statistics("filename"):
         by_file[_owner(stat.traceback[0].filename)] += stat.size
     # The states' bytes are allocated by the model file that encodes them: counted apart.
+    states_bytes = sum(sys.getsizeof(data) for data in replay.states.values())
     by_file["models/features.py"] -= states_bytes
     by_file[STATES] = states_bytes
-    # The bench's own dicts of states and customers by partition (the worker's are RocksDB).
-    by_file.pop("bench/memory.py", None)
-    return MemoryResult(events=count, customers=len(states), by_file=dict(by_file))
+    # The bench's own: the replay's dicts of states and customers by partition (the
+    # worker's are RocksDB), its loop.
+    for bench_file in ("bench/pipeline.py", "bench/memory.py"):
+        by_file.pop(bench_file, None)
+    return MemoryResult(events=count, customers=len(replay.states), by_file=dict(by_file))
 
 
 def main() -> None:

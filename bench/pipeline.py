@@ -7,9 +7,11 @@ worker pays per event before the framework's own costs, and what to profile firs
 Each event of the benchmark workload (bench/workload.py: synthetic customers, stream and
 browsing; real review texts) is encoded as the producer sends it, then decoded, routed
 to its partition's :class:`~stream.processor.EventProcessor` (one per partition, as in
-the worker), applied, and its state and score serialised as the worker writes them. The
-run is split in a warm-up (the models fill up, as on a long-running worker) and the
-measured part; the table gives both, per event and per kind.
+the worker), applied, and its state and score serialised as the worker writes them (the
+state kept as those bytes and decoded for the customer's next event and the models'
+ticks, as the worker reads its table: :class:`PartitionedReplay`). The run is split in
+a warm-up (the models fill up, as on a long-running worker) and the measured part; the
+table gives both, per event and per kind.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from models.features import CustomerState, SourcePosition
 from models.retention import RetentionModels
 from schemas.events import EventType
 from schemas.wire import decode_event
-from stream.processor import EventProcessor
+from stream.processor import EventProcessor, Processed
 from stream.settings import Settings
 from stream.topics import partition_for
 
@@ -63,43 +65,63 @@ class PipelineResult:
         return "\n".join(rows)
 
 
+class PartitionedReplay:
+    """Events through one :class:`~stream.processor.EventProcessor` per partition, routed
+    as the worker routes them, each customer's state kept as the bytes the worker
+    stores (decoded for each event and for the models' ticks, as the worker reads them
+    from its table). The per-event work of bench.pipeline and bench.memory."""
+
+    def __init__(self, partitions: int, settings: Settings) -> None:
+        self.partitions = partitions
+        self.states: dict[str, bytes] = {}
+        self.owned: dict[int, list[str]] = defaultdict(list)
+        self.offsets: dict[int, int] = defaultdict(int)
+        policy = AlertPolicy(settings.alerts())
+
+        def processor(p: int) -> EventProcessor:
+            def customers_of() -> list[CustomerState]:
+                return [CustomerState.from_bytes(self.states[c]) for c in self.owned[p]]
+
+            return EventProcessor(
+                RetentionModels(settings.models()), policy, customers=customers_of
+            )
+
+        self.processors = {p: processor(p) for p in range(partitions)}
+
+    def apply(self, value: bytes, kind: EventType) -> Processed | None:
+        """One event as the producer sent it; ``None`` for a duplicate."""
+        event = decode_event(value, expected_type=kind)
+        customer = event.customer_id
+        p = partition_for(customer, self.partitions)
+        self.offsets[p] += 1
+        stored = self.states.get(customer)
+        before = CustomerState.from_bytes(stored) if stored is not None else None
+        out = self.processors[p].process(before, event, SourcePosition(kind, p, self.offsets[p]))
+        if out is None:
+            return None
+        self.states[customer] = out.state.to_bytes()
+        if stored is None:
+            self.owned[p].append(customer)
+        return out
+
+
 def measure(
     count: int, customers: int, partitions: int, warmup_share: float = 0.5
 ) -> PipelineResult:
     """Run ``count`` events; time the part after the first ``warmup_share`` of them."""
-    settings = Settings()
-    events = mixed_events(count, customers=customers)
-    states: dict[str, CustomerState] = {}
-    owned: dict[int, list[str]] = defaultdict(list)
-    policy = AlertPolicy(settings.alerts())
-
-    def processor(p: int) -> EventProcessor:
-        def customers_of() -> list[CustomerState]:
-            return [states[c] for c in owned[p]]
-
-        return EventProcessor(RetentionModels(settings.models()), policy, customers=customers_of)
-
-    processors = {p: processor(p) for p in range(partitions)}
-    wire: list[tuple[bytes, EventType]] = [(orjson.dumps(e), e["type"]) for e in events]
+    replay = PartitionedReplay(partitions, Settings())
+    wire: list[tuple[bytes, EventType]] = [
+        (orjson.dumps(e), e["type"]) for e in mixed_events(count, customers=customers)
+    ]
     warmup = int(count * warmup_share)
     result = PipelineResult(warmup=warmup, events=count - warmup, seconds=0.0)
-    offsets: dict[int, int] = defaultdict(int)
     for n, (value, kind) in enumerate(wire):
         started = time.perf_counter()
-        event = decode_event(value, expected_type=kind)
-        customer = event.customer_id
-        p = partition_for(customer, partitions)
-        offsets[p] += 1
-        before = states.get(customer)
-        out = processors[p].process(before, event, SourcePosition(kind, p, offsets[p]))
+        out = replay.apply(value, kind)
         if out is None:
             continue
-        state_bytes = out.state.to_bytes()
         for alert in out.alerts:
             alert.model_dump_json()
-        states[customer] = CustomerState.from_bytes(state_bytes)
-        if before is None:
-            owned[p].append(customer)
         if n >= warmup:
             spent = time.perf_counter() - started
             result.seconds += spent

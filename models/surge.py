@@ -24,8 +24,26 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from models.features import DAY_MS
+
+#: Feedback is counted per minute of event time: the detector's memory is bounded by the
+#: windows' length (35 days: at most 50,400 minutes, about 6.5 MB), not by the feedback
+#: in them (a (time, negative) tuple per feedback took about 100 bytes: 340 MB for 35
+#: days of 100,000 a day). A minute's feedback leaves the window together, when the
+#: window's start passes the minute's start: at most a minute early.
+BUCKET_MS = 60_000
+
+
+def _count(buckets: deque[list[int]], start_ms: int, feedback: int, negative: int) -> None:
+    """Add to the latest bucket if it is that minute's, else a new one (late feedback of
+    an earlier minute goes last, and leaves with the minutes before it)."""
+    if buckets and buckets[-1][0] == start_ms:
+        buckets[-1][1] += feedback
+        buckets[-1][2] += negative
+    else:
+        buckets.append([start_ms, feedback, negative])
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +83,27 @@ class SentimentSurge:
         self.z_threshold = z_threshold
         self.min_rise = min_rise
         self.min_count = min_count
-        self.window: deque[tuple[int, bool]] = deque()
-        self.baseline: deque[tuple[int, bool]] = deque()
-        self.window_negative = 0
-        self.baseline_negative = 0
+        #: [minute's start ms, feedback, negative] of the window and of its baseline,
+        #: oldest first, and their sums.
+        self.window: deque[list[int]] = deque()
+        self.baseline: deque[list[int]] = deque()
+        self.window_count = self.window_negative = 0
+        self.baseline_count = self.baseline_negative = 0
         self.now_ms: int | None = None
         self.armed = True
         self.z = 0.0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "window_count" in state:
+            return
+        # Pickled by d3b3595 or earlier: a (time, negative) tuple per feedback.
+        for name in ("window", "baseline"):
+            buckets: deque[list[int]] = deque()
+            for ts_ms, negative in state[name]:
+                _count(buckets, ts_ms - ts_ms % BUCKET_MS, 1, int(negative))
+            setattr(self, name, buckets)
+            setattr(self, f"{name}_count", len(state[name]))
 
     def adopt(self, config: SentimentSurge) -> bool:
         """Take the thresholds of ``config`` (a detector built from the current settings);
@@ -87,11 +119,14 @@ class SentimentSurge:
         """Count one feedback at event time ``ts_ms``; a :class:`Surge` when one starts."""
         if self.now_ms is None or ts_ms > self.now_ms:
             self.now_ms = ts_ms
+        minute = ts_ms - ts_ms % BUCKET_MS
         if ts_ms > self.now_ms - self.window_ms:
-            self.window.append((ts_ms, negative))
+            _count(self.window, minute, 1, int(negative))
+            self.window_count += 1
             self.window_negative += negative
         elif ts_ms > self.now_ms - self.window_ms - self.baseline_ms:
-            self.baseline.append((ts_ms, negative))
+            _count(self.baseline, minute, 1, int(negative))
+            self.baseline_count += 1
             self.baseline_negative += negative
         self._slide()
         return self._test()
@@ -100,16 +135,20 @@ class SentimentSurge:
         assert self.now_ms is not None
         window_start = self.now_ms - self.window_ms
         while self.window and self.window[0][0] <= window_start:
-            item = self.window.popleft()
-            self.window_negative -= item[1]
-            self.baseline.append(item)
-            self.baseline_negative += item[1]
+            start_ms, feedback, negative = self.window.popleft()
+            self.window_count -= feedback
+            self.window_negative -= negative
+            _count(self.baseline, start_ms, feedback, negative)
+            self.baseline_count += feedback
+            self.baseline_negative += negative
         baseline_start = window_start - self.baseline_ms
         while self.baseline and self.baseline[0][0] <= baseline_start:
-            self.baseline_negative -= self.baseline.popleft()[1]
+            _, feedback, negative = self.baseline.popleft()
+            self.baseline_count -= feedback
+            self.baseline_negative -= negative
 
     def _test(self) -> Surge | None:
-        n1, n0 = len(self.window), len(self.baseline)
+        n1, n0 = self.window_count, self.baseline_count
         if n1 < self.min_count or n0 < self.min_count:
             self.z = 0.0
             return None

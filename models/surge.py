@@ -29,10 +29,11 @@ from typing import Any
 from models.features import DAY_MS
 
 #: Feedback is counted per minute of event time: the detector's memory is bounded by the
-#: windows' length (35 days: at most 50,400 minutes, 5.8 MiB measured), not by the feedback
-#: in them (a (time, negative) tuple per feedback took about 100 bytes: 340 MB for 35
-#: days of 100,000 a day). A minute's feedback leaves the window together, when the
-#: window's start passes the minute's start: at most a minute early.
+#: windows' length (35 days: 50,400 minutes, 5.8 MiB measured), not by the feedback in
+#: them (a (time, negative) tuple per feedback took about 100 bytes: 340 MB for 35 days
+#: of 100,000 a day). Feedback of an earlier minute than the latest (late) starts a
+#: minute of its own. A minute's feedback leaves the window together, when the window's
+#: start reaches the minute's start: at most a minute early.
 BUCKET_MS = 60_000
 
 

@@ -26,7 +26,7 @@ import math
 import sys
 from array import array
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
@@ -332,7 +332,44 @@ class OpenRecords(Generic[Record]):
         self.by_customer = state
 
 
-class ChurnModel:
+class MaturingRecords(Generic[Record]):
+    """A model's records awaiting their label or target: ``pending`` in the order taken,
+    which is the order they mature in, and ``open`` by customer (a purchase resolves a
+    customer's own). The churn and demand models' shared bookkeeping; ``horizon_ms`` is
+    how long a record waits."""
+
+    horizon_ms: int
+
+    def __init__(self) -> None:
+        self.pending: deque[Record] = deque()
+        self.open: OpenRecords[Record] = OpenRecords()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.open, dict):  # pickled by d3b3595 or earlier
+            self.open = OpenRecords.from_lists(self.open)
+
+    def _await(self, record: Record) -> None:
+        self.pending.append(record)
+        self.open.add(record)
+
+    def _matured(self, now_ms: int) -> Iterator[Record]:
+        """The records not yet resolved whose horizon ended by ``now_ms``, oldest first,
+        each no longer open as it comes."""
+        while self.pending and self.pending[0].taken_ms + self.horizon_ms <= now_ms:
+            record = self.pending.popleft()
+            if not record.resolved:
+                self.open.remove(record)
+                yield record
+
+    def forget(self, customer_id: str) -> None:
+        """Drop the customer's records not yet labelled (their features are personal
+        data); what the model already learned from them stays, as aggregate weights."""
+        if self.open.pop(customer_id):
+            self.pending = deque(r for r in self.pending if r.customer_id != customer_id)
+
+
+class ChurnModel(MaturingRecords[_Snapshot]):
     """Scaled logistic regression with event-time label maturation."""
 
     VERSION = "churn-lr/1"
@@ -354,8 +391,7 @@ class ChurnModel:
             preprocessing.StandardScaler(),
             linear_model.LogisticRegression(optimizer=optimizer or optim.SGD(learning_rate), l2=l2),
         )
-        self.pending: deque[_Snapshot] = deque()
-        self.open: OpenRecords[_Snapshot] = OpenRecords()
+        super().__init__()
         # Predictions use a running average of the SGD weights (Polyak averaging over
         # about the last `averaging_window` labels): single-pass SGD weights wander with
         # the order labels mature in, and their probabilities come out far from observed
@@ -366,11 +402,6 @@ class ChurnModel:
         self.labels_learned = {0: 0, 1: 0}
         #: (prediction before learning, outcome) of the latest matured labels.
         self.recent: deque[tuple[float, bool]] = deque(maxlen=RECENT_LABELS)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if isinstance(self.open, dict):  # pickled by d3b3595 or earlier
-            self.open = OpenRecords.from_lists(self.open)
 
     def predict_proba(
         self, state: CustomerState, now_ms: int, extra: Mapping[str, float] = NO_EXTRA
@@ -446,20 +477,10 @@ class ChurnModel:
                 keep.append(snap)
         self.open.keep(customer_id, keep)
 
-    def forget(self, customer_id: str) -> None:
-        """Drop the customer's snapshots not yet labelled (their features are personal
-        data); what the model already learned from them stays, as aggregate weights."""
-        if self.open.pop(customer_id):
-            self.pending = deque(s for s in self.pending if s.customer_id != customer_id)
-
     def mature(self, now_ms: int) -> None:
         """Label *churned* every open snapshot whose horizon ended by ``now_ms``."""
-        while self.pending and self.pending[0].taken_ms + self.horizon_ms <= now_ms:
-            snap = self.pending.popleft()
-            if snap.resolved:
-                continue
+        for snap in self._matured(now_ms):
             self._learn(snap, churned=True)
-            self.open.remove(snap)
 
     def snapshot(
         self, state: CustomerState, at_ms: int, extra: Mapping[str, float] = NO_EXTRA
@@ -472,8 +493,7 @@ class ChurnModel:
         # its own copy).
         customer_id = sys.intern(state.customer_id)
         snap = _Snapshot(customer_id, at_ms, {**churn_features(state, at_ms), **extra})
-        self.pending.append(snap)
-        self.open.add(snap)
+        self._await(snap)
         return snap
 
     def _learn(self, snap: _Snapshot, *, churned: bool) -> None:

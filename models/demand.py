@@ -29,11 +29,10 @@ import math
 import sys
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
 from river import compose, preprocessing, tree
 
-from models.churn import FeatureRecord, OpenRecords, churn_features, snapshot_due
+from models.churn import FeatureRecord, MaturingRecords, churn_features, snapshot_due
 from models.features import DAY_MS, CustomerState
 
 #: Matured targets behind the live (prequential) error.
@@ -66,7 +65,7 @@ class DemandTarget(FeatureRecord):
         self.spend = 0.0
 
 
-class DemandForecast:
+class DemandForecast(MaturingRecords[DemandTarget]):
     """Hoeffding tree regressor (River, scaled features) on the churn features, one
     matured target at a time; the spend in the ``horizon_days`` after each snapshot is
     the target."""
@@ -91,19 +90,13 @@ class DemandForecast:
             preprocessing.StandardScaler(),
             tree.HoeffdingTreeRegressor(grace_period=grace_period, max_depth=max_depth),
         )
-        self.pending: deque[DemandTarget] = deque()
-        self.open: OpenRecords[DemandTarget] = OpenRecords()
+        super().__init__()
         self.targets_learned = 0
         self.max_log_spend = 0.0
         #: (forecast when taken, spend) of the latest matured targets.
         self.recent: deque[tuple[float, float]] = deque(maxlen=RECENT_TARGETS)
         #: When a list, every matured target is appended to it (``crm-scorer evaluate``).
         self.log: list[DemandTarget] | None = None
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if isinstance(self.open, dict):  # pickled by d3b3595 or earlier
-            self.open = OpenRecords.from_lists(self.open)
 
     @property
     def ready(self) -> bool:
@@ -139,8 +132,7 @@ class DemandForecast:
         features = churn_features(state, at_ms)
         customer_id = sys.intern(state.customer_id)  # one object for all their targets
         target = DemandTarget(customer_id, at_ms, features, self._predict(features), beside)
-        self.pending.append(target)
-        self.open.add(target)
+        self._await(target)
 
     def on_purchase(self, customer_id: str, ts_ms: int, amount: float) -> None:
         """Add a purchase (or a refund, negative) to the open targets it falls after."""
@@ -150,10 +142,7 @@ class DemandForecast:
 
     def mature(self, now_ms: int) -> None:
         """Learn every target whose horizon ended by ``now_ms``."""
-        while self.pending and self.pending[0].taken_ms + self.horizon_ms <= now_ms:
-            target = self.pending.popleft()
-            if target.resolved:
-                continue
+        for target in self._matured(now_ms):
             target.resolved = True
             spend = max(target.spend, 0.0)
             self.recent.append((target.predicted, spend))
@@ -162,9 +151,3 @@ class DemandForecast:
             self.model.learn_one(target.features(), math.log1p(spend))
             self.max_log_spend = max(self.max_log_spend, math.log1p(spend))
             self.targets_learned += 1
-            self.open.remove(target)
-
-    def forget(self, customer_id: str) -> None:
-        """Drop the customer's open targets (personal data); learned weights stay."""
-        if self.open.pop(customer_id):
-            self.pending = deque(t for t in self.pending if t.customer_id != customer_id)

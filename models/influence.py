@@ -48,6 +48,22 @@ def _pairs(buyers: list[Any]) -> Iterator[tuple[str, int]]:
     return zip(items, items, strict=True)
 
 
+def _bought_between(buyers: list[Any], earliest: int, latest: int) -> list[str]:
+    """The customers of a product's flat list of buyers who ordered it between
+    ``earliest`` and ``latest``, in the list's order. All or none of them, mostly: those
+    cases are told by the order times' min and max, in C (a Python loop over the pairs
+    was a third of the model's time)."""
+    times = buyers[1::2]
+    if not times:
+        return []
+    first, last = min(times), max(times)
+    if earliest <= first and last <= latest:
+        return buyers[::2]
+    if last < earliest or first > latest:
+        return []
+    return [b for b, at in _pairs(buyers) if earliest <= at <= latest]
+
+
 def _flat(pairs: Iterable[tuple[str, int]]) -> list[Any]:
     """The flat list of these (customer, order time) pairs."""
     return [x for pair in pairs for x in pair]
@@ -103,13 +119,13 @@ class Followers(Mapping[str, float]):
 
     def add(self, follower: str, weight: float) -> None:
         """Add ``weight`` to the link to ``follower`` (a new one last)."""
-        try:
-            i = self.ids.index(follower)
-        except ValueError:
-            self.ids.append(follower)
-            self.weights.append(weight)
+        ids = self.ids
+        # A test first: most links are new, and a caught ValueError cost more than it.
+        if follower in ids:
+            self.weights[ids.index(follower)] += weight
         else:
-            self.weights[i] += weight
+            ids.append(follower)
+            self.weights.append(weight)
 
     def scale(self, factor: float) -> None:
         weights = self.weights
@@ -178,7 +194,7 @@ class CoPurchaseInfluence:
                 buyers = self.buyers[sys.intern(product)] = []
             # Distinct, in the order they bought: a set's order would follow the hash
             # seed, and with it the sum below and which of equal leaders are kept.
-            earlier = dict.fromkeys([b for b, at in _pairs(buyers) if earliest <= at <= ts_ms])
+            earlier = dict.fromkeys(_bought_between(buyers, earliest, ts_ms))
             earlier.pop(customer_id, None)
             if earlier:
                 each = 1.0 / len(earlier)
@@ -209,7 +225,7 @@ class CoPurchaseInfluence:
             leaders.append(leader)
         if len(links) > 2 * self.neighbours:
             keep = Followers(strongest(links, self.neighbours))
-            for dropped in links.keys() - keep.keys():
+            for dropped in set(links.ids).difference(keep.ids):
                 self._unlead(leader, dropped)
             self.followers[leader] = keep
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.features import DAY_MS
-from models.influence import CoPurchaseInfluence, Followers, strongest
+from models.influence import CoPurchaseInfluence, Followers, _bought_between, strongest
 
 
 def test_buying_the_same_product_soon_after_is_a_link_later_is_not() -> None:
@@ -116,6 +116,20 @@ def test_a_checkpoint_of_an_earlier_layout_loads_and_learns_the_same(layout: str
 )
 def test_strongest_is_heapq_nlargest_ties_included(weights: dict[str, float], n: int) -> None:
     assert strongest(weights, n) == heapq.nlargest(n, weights.items(), key=itemgetter(1))
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 30)), max_size=8),
+    st.integers(0, 30),
+    st.integers(0, 30),
+)
+def test_the_buyers_between_two_times_are_those_a_loop_finds(
+    pairs: list[tuple[str, int]], earliest: int, latest: int
+) -> None:
+    """All, none or some in the window (late orders too: times after ``latest``)."""
+    buyers = [x for pair in pairs for x in pair]
+    expected = [b for b, at in pairs if earliest <= at <= latest]
+    assert _bought_between(buyers, earliest, latest) == expected
 
 
 LEARN_AND_SHOW = """

@@ -246,7 +246,10 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             last = read_offset[tp]
             if last is not None and offset < last:
                 continue  # read before a seek back: Faust's path drops it too
-            if last and offset - last > 1 and tp.topic in acking:
+            # `last is not None`: Faust's path tests `last`, so a gap right after offset 0
+            # went unrecorded and the partition's commits stopped at 1 for good (a
+            # transactional producer's first commit marker is at offset 1).
+            if last is not None and offset - last > 1 and tp.topic in acking:
                 await self._add_gap(tp, last + 1, offset)
             try:
                 handlers[tp.topic](record)

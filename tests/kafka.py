@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from stream.settings import Settings
 from stream.tail import Stream, records
@@ -22,6 +25,43 @@ async def send_all(settings: Settings, messages: Iterable[tuple[str, bytes | Non
         await producer.flush()
     finally:
         await producer.stop()
+
+
+def send_with_offset_gaps(
+    settings: Settings, topic: str, partition: int, records: list[tuple[int, bytes, bytes]]
+) -> None:
+    """(offset, key, value) records as one batch of the given offsets, which may skip
+    some: the gaps that compaction and transactional producers' commit markers leave in
+    Apache Kafka. A producer numbers its records 0, 1, 2..., so the batch is built and
+    sent here; the embedded broker stores it as it is (from offset 0 on a new topic)."""
+
+    async def produce() -> None:
+        batch = DefaultRecordBatchBuilder(
+            magic=2,
+            compression_type=0,
+            is_transactional=0,
+            producer_id=-1,
+            producer_epoch=-1,
+            base_sequence=-1,
+            batch_size=1 << 20,
+        )
+        now_ms = int(time.time() * 1000)
+        for offset, key, value in records:
+            batch.append(offset, timestamp=now_ms, key=key, value=value, headers=[])
+        client = AIOKafkaClient(**settings.kafka_client_options())
+        await client.bootstrap()
+        try:
+            await client.force_metadata_update()
+            leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+            data = bytes(batch.build())
+            request = ProduceRequest(None, -1, 30_000, [(topic, [(partition, data)])])
+            response = await client.send(leader, request)
+            (_, ((_, error, *_),)), *_ = response.topics
+            assert error == 0, f"produce failed: error code {error}"
+        finally:
+            await client.close()
+
+    asyncio.run(produce())
 
 
 def send(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +25,13 @@ from stream.topics import create_topics, partition_for
 from stream.transport import Consumer, EagerWaitFirst, pause_inactive
 from tests.conftest import StartWorker
 from tests.factories import BASE_TS, DAY, feedback, purchase
-from tests.kafka import collect, group_offsets, latest_by_customer, send
+from tests.kafka import (
+    collect,
+    group_offsets,
+    latest_by_customer,
+    send,
+    send_with_offset_gaps,
+)
 
 
 @pytest.mark.broker
@@ -299,3 +306,38 @@ def test_a_message_whose_handling_fails_stops_the_worker_and_is_read_again(
 
     scores = collect(settings, "scores", both_applied)
     assert both_applied(scores), latest_by_customer(scores).get("cust-1")
+
+
+@pytest.mark.broker
+def test_offsets_no_record_has_are_committed_past(
+    broker: EmbeddedBroker, start_worker: StartWorker
+) -> None:
+    """Compaction and transactional producers' commit markers leave offsets with no
+    record. The worker applies the records around such a gap and records it, so its
+    commits go past it: from acknowledged offsets alone, a commit stops before a gap,
+    and a restart would read all after it again."""
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    start_worker("w1").wait_ready()
+    topic = settings.topic_purchases
+    partition = partition_for("cust-gap", settings.topic_partitions)
+    offsets = [0, 3, 4, 7, 8]  # 1, 2, 5 and 6 hold nothing
+    send_with_offset_gaps(
+        settings,
+        topic,
+        partition,
+        [
+            (o, b"cust-gap", orjson.dumps(purchase(f"p{o}", "cust-gap", BASE_TS + o * DAY, 5.0)))
+            for o in offsets
+        ],
+    )
+
+    def all_applied(scores: list[dict[str, Any]]) -> bool:
+        return latest_by_customer(scores).get("cust-gap", {}).get("purchase_count") == 5
+
+    assert all_applied(collect(settings, "scores", all_applied))
+    key = f"{topic}/{partition}"
+    deadline = time.monotonic() + 30  # commits come every few seconds (Faust's interval)
+    committed = group_offsets(settings)[key]
+    while committed != offsets[-1] + 1 and time.monotonic() < deadline:
+        committed = group_offsets(settings)[key]
+    assert committed == offsets[-1] + 1

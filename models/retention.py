@@ -192,7 +192,7 @@ class RetentionModels:
         )
         spend_forecast = self.demand.predict(state, now_ms) if state.purchase_count else None
         # Offers change with the customer's products: recomputed at each order (the
-        # ranking costs about a millisecond), kept in the state in between.
+        # ranking costs 40-50 us, docs/benchmarks.md), kept in the state in between.
         offers: tuple[str, ...] | None = None
         if isinstance(event, PurchaseEvent) and event.amount > 0 and event.skus:
             offers = tuple(self.offers.recommend(state.products, OFFERS))

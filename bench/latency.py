@@ -5,9 +5,14 @@ consumer reading the outputs live receives it minus the same (which includes how
 the record waited in the producer after it was stamped, and the consumer's own fetch).
 
 Side by side, in the same run, a plain consumer reads the input events as they arrive:
-the broker's own part, which the worker pays before it sees an event. On the embedded
-broker it grows with the broker's log (docs/benchmarks.md), so the results are also
-given per window of sending time.
+the broker's own part, which the worker pays before it sees an event. It reads partition
+:data:`SAMPLED_PARTITION` of each input topic only: on the embedded broker every fetch
+lists all the record batches of each partition it returns records from (Tansu 0.6's
+memory storage, about 0.9 us of broker CPU per stored batch), so a consumer of every
+input partition would cost the broker as much as the worker's own fetches. That cost
+grows with the broker's log (docs/benchmarks.md), so the results are also given per
+window of sending time, with the worker's own fetches' round trip in each
+(``crm_fetch_round_trip_seconds``, scraped every :data:`FETCH_SAMPLE_S`).
 
     python -m bench.latency --rate 1000 [--seconds 60] [--customers 50000]
 
@@ -22,12 +27,13 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.compare import FullCollections, env_setting
 from bench.workload import mixed_events
@@ -38,8 +44,14 @@ from stream.workerproc import WorkerProcess, worker_env
 #: Longest a fetch may wait at the broker, the worker's and the bench's consumers: the
 #: embedded broker holds a fetch up to this long when it has nothing new.
 FETCH_MAX_WAIT_MS = 10
+#: The input partition (of each input topic) whose events the plain consumer reads.
+SAMPLED_PARTITION = 0
 #: Seconds of sending time per row of :meth:`Latency.windows`.
 WINDOW_S = 10
+#: Seconds between scrapes of the worker's fetch round trips.
+FETCH_SAMPLE_S = 2.0
+#: The worker's fetches so far and their seconds in all (histogram count and sum).
+FETCHES = ("crm_fetch_round_trip_seconds_count", "crm_fetch_round_trip_seconds_sum")
 
 
 @dataclass(frozen=True)
@@ -51,16 +63,22 @@ class Latency:
     #: The same, as a consumer reading live received them.
     scores_seen_ms: list[float]
     alerts_seen_ms: list[float]
-    #: The input events, as a plain consumer reading them live received them.
+    #: The input events of :data:`SAMPLED_PARTITION`, as a plain consumer reading them
+    #: live received them.
     inputs_seen_ms: list[float]
-    #: The worker's own part: each score's record timestamp minus when the plain consumer
-    #: received the event behind it (in step with ``scores_ms``).
+    #: The worker's own part: for the same events, each score's record timestamp minus
+    #: when the plain consumer received the event behind it.
     scores_own_ms: list[float]
-    #: Seconds from the first send to the event behind each of the lists above.
+    #: Seconds from the first send to the event behind each score, each input event
+    #: received and each score with its own part.
     scores_at_s: list[float]
     inputs_at_s: list[float]
+    own_at_s: list[float]
     #: The worker's full garbage collections while the events were sent and read.
     full_collections: FullCollections
+    #: Scrapes of the worker's fetch round trips: (seconds from the first send, fetches
+    #: so far, their seconds in all).
+    fetches: list[tuple[float, float, float]]
 
     def collections(self) -> str:
         return f"The worker's full garbage collections during the run: {self.full_collections}"
@@ -78,12 +96,13 @@ class Latency:
             ("event to alert (record timestamp)", self.alerts_ms),
             ("event to score, received by a consumer", self.scores_seen_ms),
             ("event to alert, received by a consumer", self.alerts_seen_ms),
-            ("the broker's own part: event received by a plain consumer", self.inputs_seen_ms),
-            ("the worker's own part: score's timestamp - event received so", self.scores_own_ms),
+            ("the broker's own part: event received by a plain consumer*", self.inputs_seen_ms),
+            ("the worker's own part: score's timestamp - event received so*", self.scores_own_ms),
         ):
             rows.append(
                 f"| {name} | {len(values):,} | {self._p(values, 50)} | {self._p(values, 99)} |"
             )
+        rows.append(f"\n\\* the events of partition {SAMPLED_PARTITION} of each input topic")
         return "\n".join(rows)
 
     def windows(self) -> str:
@@ -91,33 +110,48 @@ class Latency:
         timestamp), the broker's own part and the worker's own part."""
         rows = [
             "| sent at | event to score: p50 | p99 | broker's own part: p50 | p99 "
-            "| worker's own part: p50 | p99 |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| worker's own part: p50 | p99 | the worker's fetches: round trip, mean |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         last = max(self.scores_at_s + self.inputs_at_s, default=0.0)
         for start in range(0, math.floor(last) + 1, WINDOW_S):
             scores = _within(self.scores_ms, self.scores_at_s, start)
             inputs = _within(self.inputs_seen_ms, self.inputs_at_s, start)
-            own = _within(self.scores_own_ms, self.scores_at_s, start)
+            own = _within(self.scores_own_ms, self.own_at_s, start)
             if not (scores or inputs):
                 continue  # a last window the sending ended just short of
             rows.append(
                 f"| {start}-{start + WINDOW_S} s | {self._p(scores, 50)} | {self._p(scores, 99)} "
                 f"| {self._p(inputs, 50)} | {self._p(inputs, 99)} "
-                f"| {self._p(own, 50)} | {self._p(own, 99)} |"
+                f"| {self._p(own, 50)} | {self._p(own, 99)} | {self._fetch_mean(start)} |"
             )
         return "\n".join(rows)
+
+    def _fetch_mean(self, start: int) -> str:
+        """The mean round trip of the worker's fetches (and how many) between the scrapes
+        nearest the window's start and end."""
+        if not self.fetches:
+            return "-"
+        _, n0, s0 = min(self.fetches, key=lambda f: abs(f[0] - start))
+        _, n1, s1 = min(self.fetches, key=lambda f: abs(f[0] - start - WINDOW_S))
+        if n1 <= n0:
+            return "-"
+        return f"{(s1 - s0) / (n1 - n0) * 1000:,.1f} ms ({n1 - n0:,.0f})"
 
 
 def _within(values: list[float], at_s: list[float], start: int) -> list[float]:
     return [v for v, t in zip(values, at_s, strict=True) if start <= t < start + WINDOW_S]
 
 
-async def paced(settings: Settings, events: list[dict[str, Any]], rate: float) -> dict[str, int]:
-    """Send at ``rate`` events/s with event time = now; the send time per event id."""
+async def paced(
+    settings: Settings, events: list[dict[str, Any]], rate: float
+) -> tuple[dict[str, int], int]:
+    """Send at ``rate`` events/s with event time = now: the send time per event id, and
+    how many went to :data:`SAMPLED_PARTITION`."""
     topics: dict[str, str] = {kind: name for name, kind in settings.input_topics.items()}
     producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=1)
     sent_at: dict[str, int] = {}
+    deliveries: list[asyncio.Future[Any]] = []
     await producer.start()
     started = time.monotonic()
     try:
@@ -128,16 +162,18 @@ async def paced(settings: Settings, events: list[dict[str, Any]], rate: float) -
             now_ms = int(time.time() * 1000)
             event = {**event, "ts": now_ms}
             sent_at[str(event["event_id"])] = now_ms
-            await producer.send(
+            delivery = await producer.send(
                 topics[str(event["type"])],
                 orjson.dumps(event),
                 key=str(event["customer_id"]).encode(),
                 timestamp_ms=now_ms,
             )
+            deliveries.append(delivery)
         await producer.flush()
     finally:
         await producer.stop()
-    return sent_at
+    sampled = sum(d.result().partition == SAMPLED_PARTITION for d in deliveries)
+    return sent_at, sampled
 
 
 def live_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
@@ -152,19 +188,32 @@ def live_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
 
 
 async def live(
-    settings: Settings, events: list[dict[str, Any]], rate: float, timeout_s: float
-) -> tuple[dict[str, int], list[tuple[Any, float]], list[tuple[Any, float]]]:
+    settings: Settings,
+    events: list[dict[str, Any]],
+    rate: float,
+    timeout_s: float,
+    fetch_totals: Callable[[], tuple[float, float]],
+) -> tuple[
+    dict[str, int],
+    list[tuple[Any, float]],
+    list[tuple[Any, float]],
+    list[tuple[float, float, float]],
+]:
     """Send the events paced while one consumer reads the scores and alerts live, until
     every event has its score (scans publish scores of their own, with no event id), and
-    another the input events, until it has them all: the send times, and each output and
-    each input record with the time it was received (ms)."""
+    another the input events of :data:`SAMPLED_PARTITION`, until it has them all: the
+    send times, and each output and each sampled input record with the time it was
+    received (ms); meanwhile ``fetch_totals`` (the worker's fetches so far and their
+    seconds) every :data:`FETCH_SAMPLE_S`, with the time of the scrape (ms)."""
     outputs = live_consumer(settings, settings.topic_scores, settings.topic_alerts)
-    inputs = live_consumer(settings, *settings.input_topics)
+    inputs = live_consumer(settings)
     await outputs.start()
     await inputs.start()
+    inputs.assign([TopicPartition(topic, SAMPLED_PARTITION) for topic in settings.input_topics])
     got: list[tuple[Any, float]] = []
     got_inputs: list[tuple[Any, float]] = []
     missing = {str(event["event_id"]) for event in events}
+    sampled: list[int] = []  # how many inputs the plain consumer gets, once all are sent
     deadline = time.monotonic() + timeout_s
 
     async def read() -> None:
@@ -177,21 +226,32 @@ async def live(
                         missing.discard(orjson.loads(message.value).get("event_id"))
 
     async def read_inputs() -> None:
-        while len(got_inputs) < len(events) and time.monotonic() < deadline:
+        while (not sampled or len(got_inputs) < sampled[0]) and time.monotonic() < deadline:
             for messages in (await inputs.getmany(timeout_ms=500)).values():
                 received_ms = time.time() * 1000
                 got_inputs.extend((message, received_ms) for message in messages)
 
+    fetches: list[tuple[float, float, float]] = []
+
+    async def scrape_fetches() -> None:
+        while True:
+            at_ms = time.time() * 1000  # the first before the first send
+            count, seconds = await asyncio.to_thread(fetch_totals)
+            fetches.append((at_ms, count, seconds))
+            await asyncio.sleep(FETCH_SAMPLE_S)
+
     readers = [asyncio.create_task(read()), asyncio.create_task(read_inputs())]
+    scraper = asyncio.create_task(scrape_fetches())
     try:
-        sent_at = await paced(settings, events, rate)
+        sent_at, sampled_count = await paced(settings, events, rate)
+        sampled.append(sampled_count)
         await asyncio.gather(*readers)
     finally:
-        for reader in readers:  # when sending failed: no reader outlives its consumer
-            reader.cancel()
+        for task in (*readers, scraper):  # when sending failed: none outlives its consumer
+            task.cancel()
         await outputs.stop()
         await inputs.stop()
-    return sent_at, got, got_inputs
+    return sent_at, got, got_inputs, fetches
 
 
 def measure(
@@ -216,12 +276,20 @@ def measure(
         try:
             worker.wait_ready(timeout_s=120)
             before = FullCollections.scrape(worker)
-            sent_at, records, inputs = asyncio.run(live(settings, events, rate, seconds + 120))
+
+            def fetch_totals() -> tuple[float, float]:
+                totals = worker.totals(*FETCHES)
+                return totals[FETCHES[0]], totals[FETCHES[1]]
+
+            sent_at, records, inputs, fetches = asyncio.run(
+                live(settings, events, rate, seconds + 120, fetch_totals)
+            )
             full = FullCollections.since(worker, before)
         finally:
             worker.stop()
-    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], full)
     first_ms = min(sent_at.values(), default=0)
+    at_s = [((at_ms - first_ms) / 1000, n, s) for at_ms, n, s in fetches]
+    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], [], full, at_s)
     input_received_ms: dict[str, float] = {}
     for record, received_ms in inputs:
         # The input record's timestamp is its send time (paced sets both).
@@ -237,8 +305,10 @@ def measure(
             latency.scores_ms.append(record.timestamp - sent)
             latency.scores_seen_ms.append(received_ms - sent)
             latency.scores_at_s.append((sent - first_ms) / 1000)
-            # Every event is there: the plain consumer reads until it has them all.
-            latency.scores_own_ms.append(record.timestamp - input_received_ms[body["event_id"]])
+            received = input_received_ms.get(body["event_id"])
+            if received is not None:  # an event of the sampled partition
+                latency.scores_own_ms.append(record.timestamp - received)
+                latency.own_at_s.append((sent - first_ms) / 1000)
         else:
             latency.alerts_ms.append(record.timestamp - sent)
             latency.alerts_seen_ms.append(received_ms - sent)

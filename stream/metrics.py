@@ -135,6 +135,13 @@ EVENT_TO_ALERT = Histogram(
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+FETCH_ROUND_TRIP = Histogram(
+    "crm_fetch_round_trip_seconds",
+    "From the worker's fetch request to its answer read: the broker's part of each "
+    "event's latency (a broker may hold a fetch that finds nothing new up to "
+    "CRM_FETCH_MAX_WAIT_MS).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 LOOP_DELAY = Histogram(
     "crm_event_loop_delay_seconds",
     "How late a 0.25-s probe timer woke: how long the event loop was busy in one piece "

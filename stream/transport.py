@@ -31,6 +31,7 @@ from mode.services import Service, WaitArgT, WaitResults
 from mode.utils.futures import notify
 from mode.utils.times import Seconds
 
+from stream import metrics
 from stream.sink import BatchSink
 from stream.stores import RocksDBMemory
 
@@ -61,11 +62,38 @@ def pause_inactive(consumer: AIOKafkaConsumer, active: Set[Any]) -> None:
         consumer.resume(*go)
 
 
+def time_fetches(consumer: AIOKafkaConsumer) -> None:
+    """Observe each fetch round trip of a started consumer in
+    ``crm_fetch_round_trip_seconds``: how long the broker took to answer, which a
+    consumer-side latency cannot tell apart from the worker's own time.
+
+    aiokafka's fetcher looks its request method up for every fetch, so wrapping it on
+    the instance times all fetches but the first (sent as the fetcher starts)."""
+    fetcher = consumer._fetcher
+    request = fetcher._proc_fetch_request
+
+    async def timed(*args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await request(*args)
+        finally:
+            metrics.FETCH_ROUND_TRIP.observe(time.perf_counter() - started)
+
+    fetcher._proc_fetch_request = timed
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka hands it to its fetcher when the consumer starts, which is next.
         consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms
+        start = consumer.start
+
+        async def start_timed() -> None:
+            await start()
+            time_fetches(consumer)
+
+        consumer.start = start_timed
         return consumer
 
     async def _fetch_records(

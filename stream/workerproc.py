@@ -65,9 +65,9 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())
 
-    def samples(self, name: str, **labels: str) -> list[Sample]:
-        """The samples named ``name`` on ``/metrics`` whose labels include ``labels``, from
-        one scrape."""
+    def samples(self, *names: str, **labels: str) -> list[Sample]:
+        """The samples with one of ``names`` on ``/metrics`` whose labels include
+        ``labels``, from one scrape."""
         status, body = self.get("/metrics", timeout=10)
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}; log: {self.log_path}")
@@ -75,8 +75,15 @@ class WorkerProcess:
             sample
             for family in text_string_to_metric_families(body.decode())
             for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+            if sample.name in names and all(sample.labels.get(k) == v for k, v in labels.items())
         ]
+
+    def totals(self, *names: str) -> dict[str, float]:
+        """The sum of each name's samples, all from one scrape of ``/metrics``."""
+        totals = dict.fromkeys(names, 0.0)
+        for sample in self.samples(*names):
+            totals[sample.name] += sample.value
+        return totals
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of ``name`` on ``/metrics`` whose labels include ``labels``."""

@@ -256,6 +256,8 @@ def test_mixed_batch_state_dead_letters_alerts(
     assert worker.metric("crm_processing_seconds_count") == len(events)
     assert worker.metric("crm_worker_info", event_loop="uvloop") == 1  # CRM_EVENT_LOOP's default
     assert worker.metric("crm_event_age_seconds_count") == len(events)
+    # Every fetch after the first is timed: the events took at least one.
+    assert worker.metric("crm_fetch_round_trip_seconds_count") >= 1
     # The loop-delay probe runs, and nothing here held the loop for seconds.
     delay = worker.buckets("crm_event_loop_delay_seconds")
     assert delay[math.inf] > 0

@@ -83,6 +83,7 @@ def test_rules_and_dashboard_query_only_metrics_the_worker_exports() -> None:
         "crm_consumer_lag_messages",
         "crm_processing_seconds_bucket",
         "crm_event_to_alert_seconds_bucket",
+        "crm_fetch_round_trip_seconds_bucket",
         "crm_alerts_emitted_total",
         "crm_churn_auc_recent",
         "crm_demand_mae_recent",

@@ -69,9 +69,10 @@ class Latency:
     #: The worker's own part: for the same events, each score's record timestamp minus
     #: when the plain consumer received the event behind it.
     scores_own_ms: list[float]
-    #: Seconds from the first send to the event behind each score, each input event
-    #: received and each score with its own part.
+    #: Seconds from the first send to the event behind each score, each alert, each input
+    #: event received and each score with its own part.
     scores_at_s: list[float]
+    alerts_at_s: list[float]
     inputs_at_s: list[float]
     own_at_s: list[float]
     #: The worker's full garbage collections while the events were sent and read.
@@ -106,22 +107,25 @@ class Latency:
         return "\n".join(rows)
 
     def windows(self) -> str:
-        """p50 and p99 per :data:`WINDOW_S` of sending time: the worker's scores (record
-        timestamp), the broker's own part and the worker's own part."""
+        """p50 and p99 per :data:`WINDOW_S` of sending time: the worker's scores and
+        alerts (record timestamp), the broker's own part and the worker's own part."""
         rows = [
-            "| sent at | event to score: p50 | p99 | broker's own part: p50 | p99 "
-            "| worker's own part: p50 | p99 | the worker's fetches: round trip, mean |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| sent at | event to score: p50 | p99 | event to alert: p50 | p99 "
+            "| broker's own part: p50 | p99 | worker's own part: p50 | p99 "
+            "| the worker's fetches: round trip, mean |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         last = max(self.scores_at_s + self.inputs_at_s, default=0.0)
         for start in range(0, math.floor(last) + 1, WINDOW_S):
             scores = _within(self.scores_ms, self.scores_at_s, start)
+            alerts = _within(self.alerts_ms, self.alerts_at_s, start)
             inputs = _within(self.inputs_seen_ms, self.inputs_at_s, start)
             own = _within(self.scores_own_ms, self.own_at_s, start)
             if not (scores or inputs):
                 continue  # a last window the sending ended just short of
             rows.append(
                 f"| {start}-{start + WINDOW_S} s | {self._p(scores, 50)} | {self._p(scores, 99)} "
+                f"| {self._p(alerts, 50)} | {self._p(alerts, 99)} "
                 f"| {self._p(inputs, 50)} | {self._p(inputs, 99)} "
                 f"| {self._p(own, 50)} | {self._p(own, 99)} | {self._fetch_mean(start)} |"
             )
@@ -289,7 +293,7 @@ def measure(
             worker.stop()
     first_ms = min(sent_at.values(), default=0)
     at_s = [((at_ms - first_ms) / 1000, n, s) for at_ms, n, s in fetches]
-    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], [], full, at_s)
+    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], [], [], full, at_s)
     input_received_ms: dict[str, float] = {}
     for record, received_ms in inputs:
         # The input record's timestamp is its send time (paced sets both).
@@ -311,6 +315,7 @@ def measure(
                 latency.own_at_s.append((sent - first_ms) / 1000)
         else:
             latency.alerts_ms.append(record.timestamp - sent)
+            latency.alerts_at_s.append((sent - first_ms) / 1000)
             latency.alerts_seen_ms.append(received_ms - sent)
     return latency
 

@@ -73,6 +73,7 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     assert len(result.scores_ms) == result.sent  # one score per event, each matched
     assert all(ms >= 0 for ms in result.scores_ms)
     assert len(result.scores_seen_ms) == result.sent
+    assert len(result.alerts_at_s) == len(result.alerts_ms)  # each alert in its window
     assert "full garbage collections during the run" in result.collections()
     # Received no earlier than stamped (the clocks are one machine's; 1 ms of rounding).
     pairs = zip(result.scores_seen_ms, result.scores_ms, strict=True)

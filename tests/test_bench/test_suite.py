@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import compare, latency, memory, pipeline, state, throughput
+from bench import compare, fetch_partitions, latency, memory, pipeline, state, throughput
 from bench.workload import mixed_events
 
 
@@ -161,3 +161,14 @@ def test_worker_settings_are_key_equals_value() -> None:
     assert compare.Variant.parse(".,CRM_X=1,CRM_Y=2").env == (("CRM_X", "1"), ("CRM_Y", "2"))
     with pytest.raises(ValueError, match=r"PATH\[,KEY=VALUE"):
         compare.Variant.parse(".,CRM_X")
+
+
+@pytest.mark.broker
+def test_fetch_partitions_times_both_consumers_on_the_same_records() -> None:
+    result = fetch_partitions.measure(rate=300, seconds=2, partitions=2)
+    # Partition 0 gets every other record of each topic's sends: both consumers read all.
+    every, zero = (result.lags[name] for name in fetch_partitions.READERS)
+    assert len(every) == len(zero) == 300
+    assert sorted(at for at, _ in every) == sorted(at for at, _ in zero)
+    assert all(ms >= -1 for _, ms in every + zero)
+    assert "| 0-4 s |" in result.table()

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
 
-from bench.latency import FETCH_MAX_WAIT_MS
+from bench.latency import FETCH_MAX_WAIT_MS, p50_p99
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.topics import create_topics
@@ -45,7 +44,7 @@ class FetchLag:
     def table(self) -> str:
         rows = [
             f"{self.rate:,.0f} records/s over {len(TOPICS)} topics of {self.partitions} "
-            "partitions; the lag of partition 0's records (ms)",
+            "partitions; the lag of partition 0's records",
             "",
             "| sent at | " + " | ".join(f"{name}: p50 | p99" for name in READERS) + " |",
             "| --- |" + " ---: | ---: |" * len(READERS),
@@ -55,15 +54,9 @@ class FetchLag:
             cells = []
             for name in READERS:
                 window = [ms for at, ms in self.lags[name] if start <= at < start + WINDOW_S]
-                cells += [_p(window, 50), _p(window, 99)]
+                cells.append(p50_p99(window))
             rows.append(f"| {start}-{start + WINDOW_S} s | " + " | ".join(cells) + " |")
         return "\n".join(rows)
-
-
-def _p(values: list[float], q: int) -> str:
-    if len(values) < 2:
-        return "-"
-    return f"{statistics.quantiles(values, n=100, method='inclusive')[q - 1]:,.0f}"
 
 
 async def run(bootstrap: str, rate: float, seconds: float, partitions: int) -> FetchLag:

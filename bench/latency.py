@@ -84,12 +84,6 @@ class Latency:
     def collections(self) -> str:
         return f"The worker's full garbage collections during the run: {self.full_collections}"
 
-    @staticmethod
-    def _p(values: list[float], q: int) -> str:
-        if len(values) < 2:
-            return "-"
-        return f"{statistics.quantiles(values, n=100, method='inclusive')[q - 1]:,.0f} ms"
-
     def table(self) -> str:
         rows = ["| output | records | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
         for name, values in (
@@ -100,9 +94,7 @@ class Latency:
             ("the broker's own part: event received by a plain consumer*", self.inputs_seen_ms),
             ("the worker's own part: score's timestamp - event received so*", self.scores_own_ms),
         ):
-            rows.append(
-                f"| {name} | {len(values):,} | {self._p(values, 50)} | {self._p(values, 99)} |"
-            )
+            rows.append(f"| {name} | {len(values):,} | {p50_p99(values)} |")
         rows.append(f"\n\\* the events of partition {SAMPLED_PARTITION} of each input topic")
         return "\n".join(rows)
 
@@ -124,10 +116,8 @@ class Latency:
             if not (scores or inputs):
                 continue  # a last window the sending ended just short of
             rows.append(
-                f"| {start}-{start + WINDOW_S} s | {self._p(scores, 50)} | {self._p(scores, 99)} "
-                f"| {self._p(alerts, 50)} | {self._p(alerts, 99)} "
-                f"| {self._p(inputs, 50)} | {self._p(inputs, 99)} "
-                f"| {self._p(own, 50)} | {self._p(own, 99)} | {self._fetch_mean(start)} |"
+                f"| {start}-{start + WINDOW_S} s | {p50_p99(scores)} | {p50_p99(alerts)} "
+                f"| {p50_p99(inputs)} | {p50_p99(own)} | {self._fetch_mean(start)} |"
             )
         return "\n".join(rows)
 
@@ -141,6 +131,15 @@ class Latency:
         if n1 <= n0:
             return "-"
         return f"{(s1 - s0) / (n1 - n0) * 1000:,.1f} ms ({n1 - n0:,.0f})"
+
+
+def p50_p99(values: list[float]) -> str:
+    """Two table cells: the median and the 99th percentile of milliseconds ("-" for
+    fewer than 2)."""
+    if len(values) < 2:
+        return "- | -"
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return f"{cuts[49]:,.0f} ms | {cuts[98]:,.0f} ms"
 
 
 def _within(values: list[float], at_s: list[float], start: int) -> list[float]:

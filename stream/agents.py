@@ -47,7 +47,7 @@ from stream.app import partition_items
 from stream.checkpoints import CheckpointStore
 from stream.clock import RateLimit, Watermark
 from stream.partitions import PartitionModels
-from stream.processor import Processed, SurgeWatch
+from stream.processor import EventProcessor, Processed, SurgeWatch
 from stream.tables import CustomerTable
 from stream.topics import partition_for
 from stream.transport import Record
@@ -223,6 +223,7 @@ class Edge:
     def rebalanced(self, assigned: Iterable[Any]) -> None:
         """After a rebalance: forget what moved elsewhere, and its gauges."""
         assigned = list(assigned)
+        self.customers.forget_reads()
         self.customer_counts = None  # recounted once recovered: partitions came or went
         inputs = {tp.partition for tp in assigned if tp.topic == self.settings.topic_purchases}
         for partition in self.models.keep_only(inputs):
@@ -530,18 +531,31 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
             await edge.sink.ebb()
             if partition not in edge.owned():
                 return  # moved to another worker: the rest wait for its next scan
-        for customer_id in ids[start : start + SCAN_SLICE]:
-            # Read now, not listed: an event may have changed the customer meanwhile.
-            raw = edge.customers.get(customer_id, partition)
-            if raw is None:
-                continue  # forgotten meanwhile
-            try:
-                out = processor.rescore(CustomerState.from_bytes(raw), at_ms)
-            except Exception:  # one customer's bug must not stop the scan of the others
-                log.exception("scan at %d failed for customer %r", at_ms, customer_id)
-                continue
-            if out is not None:
-                edge.publish(out, partition)
+        slice_ids = ids[start : start + SCAN_SLICE]
+        edge.customers.read_ahead_customers(partition, slice_ids)
+        try:
+            rescore_slice(edge, processor, partition, slice_ids, at_ms)
+        finally:  # before the loop runs another task
+            edge.customers.write_behind()
+            edge.customers.forget_reads([partition])
+
+
+def rescore_slice(
+    edge: Edge, processor: EventProcessor, partition: int, customer_ids: list[str], at_ms: int
+) -> None:
+    """Re-score these customers of one partition, publishing what changed."""
+    for customer_id in customer_ids:
+        # Read now, not listed: an event may have changed the customer meanwhile.
+        raw = edge.customers.get(customer_id, partition)
+        if raw is None:
+            continue  # forgotten meanwhile
+        try:
+            out = processor.rescore(CustomerState.from_bytes(raw), at_ms)
+        except Exception:  # one customer's bug must not stop the scan of the others
+            log.exception("scan at %d failed for customer %r", at_ms, customer_id)
+            continue
+        if out is not None:
+            edge.publish(out, partition)
 
 
 def register(sa: ScorerApp) -> Edge:
@@ -557,7 +571,9 @@ def register(sa: ScorerApp) -> Edge:
     for name, (topic, expected) in sa.topics.inputs.items():
         handler = TopicHandler(edge, name, expected)  # type: ignore[arg-type]
 
-        cast(transport.Conductor, sa.app.topics).handle(topic, handler.handle, edge.sink)
+        cast(transport.Conductor, sa.app.topics).handle(
+            topic, handler.handle, edge.sink, edge.customers
+        )
 
     async def scan(stream: Any) -> None:
         async for event in stream.events():

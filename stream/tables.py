@@ -10,6 +10,7 @@ what came after.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -31,9 +32,11 @@ class CustomerTable:
     """Customer id -> ``CustomerState`` bytes, in a Faust table (``stream.app.raw_table``).
 
     Reads and writes name the customer's partition. On RocksDB they go straight to that
-    partition's database under :func:`customer_key`, as does the changelog record
-    (through Faust's table: three encodings through its registry, and a look-up of the
-    current event for each); on the memory store, through the table's store.
+    partition's database under :func:`customer_key` (a fetched batch's read ahead in
+    one call, its writes put behind it in one: :class:`stream.stores.RocksDBStore`), as
+    does the changelog record (through Faust's table: three encodings through its
+    registry, and a look-up of the current event for each); on the memory store, through
+    the table's store.
     """
 
     def __init__(self, table: Any, sink: BatchSink) -> None:
@@ -51,6 +54,40 @@ class CustomerTable:
             return self._rocksdb.read(customer_key(customer_id), partition)
         value: bytes | None = self.table.data.get(customer_id)
         return value
+
+    def read_ahead(self, keys: Iterable[tuple[int, bytes | None]]) -> None:
+        """Read the states of the customers these (partition, Kafka key) pairs name, a
+        call per partition, for :meth:`get` to answer from memory until
+        :meth:`forget_reads` (RocksDB only). A key that is no customer id costs a read
+        of nothing: the producers key events by customer id, and a record keyed
+        otherwise is read on its own when handled."""
+        if self._rocksdb is None:
+            return
+        wanted: dict[int, list[bytes]] = {}
+        for partition, key in keys:
+            if key:
+                try:
+                    wanted.setdefault(partition, []).append(customer_key(key.decode()))
+                except UnicodeDecodeError:
+                    continue
+        for partition, encoded in wanted.items():
+            self._rocksdb.read_ahead(partition, encoded)
+
+    def read_ahead_customers(self, partition: int, customer_ids: Iterable[str]) -> None:
+        """Read these customers' states of one partition in one call (RocksDB only)."""
+        if self._rocksdb is not None:
+            self._rocksdb.read_ahead(partition, map(customer_key, customer_ids))
+
+    def write_behind(self) -> None:
+        """Put the held writes in the store: before the loop runs another task, which
+        may read the store by another way (RocksDB holds them until then)."""
+        if self._rocksdb is not None:
+            self._rocksdb.write_behind()
+
+    def forget_reads(self, partitions: Iterable[int] | None = None) -> None:
+        """Drop what was read ahead (of these partitions; of all by default)."""
+        if self._rocksdb is not None:
+            self._rocksdb.forget_reads(partitions)
 
     def set(self, customer_id: str, partition: int, value: bytes) -> None:
         key = customer_key(customer_id)
@@ -70,4 +107,8 @@ class CustomerTable:
         self.sink.append(self.changelog, partition, key, None)
 
     def _stored(self, partition: int, offset: int) -> None:
+        # The states first: without a write-ahead log, a crash keeps a prefix of the
+        # writes, which must not hold an offset past states it lacks.
+        if self._rocksdb is not None:
+            self._rocksdb.write_behind([partition])
         self.table.data.set_persisted_offset(TP(self.changelog, partition), offset)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Generator, Set
-from typing import Any, TypeAlias, cast
+from collections.abc import Callable, Coroutine, Generator, Iterable, Set
+from typing import Any, Protocol, TypeAlias, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
@@ -39,6 +39,20 @@ log = logging.getLogger(__name__)
 
 #: A fetched Kafka record, as the input topics' handlers get it (:meth:`Conductor.handle`).
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+class HandledState(Protocol):
+    """The state the input topics' handlers read and write (``stream.tables.
+    CustomerTable``), read ahead for a fetched batch and written behind it."""
+
+    def read_ahead(self, keys: Iterable[tuple[int, bytes | None]]) -> None:
+        """Read the state of these (partition, record key) pairs, to be asked for next."""
+
+    def write_behind(self) -> None:
+        """Store what the handlers wrote: called before another task may run."""
+
+    def forget_reads(self) -> None:
+        """Drop what was read ahead: the batch is done."""
 
 
 def pause_inactive(consumer: AIOKafkaConsumer, active: Set[Any]) -> None:
@@ -229,7 +243,7 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             mine = {tp: batch for tp, batch in records.items() if tp.topic in handlers}
             if mine:
                 records = {tp: batch for tp, batch in records.items() if tp not in mine}
-                await self._handle_fetched(mine, active, handlers, sink)
+                await self._handle_fetched(mine, active, handlers, sink, conductor.handled_state)
         return records, active
 
     async def _handle_fetched(
@@ -238,16 +252,39 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         active: set[TP] | None,
         handlers: dict[str, Callable[[Record], None]],
         sink: BatchSink,
+        state: HandledState | None,
     ) -> None:
         """Call each record's handler, in Faust's order (round robin over the partitions),
         and acknowledge it, keeping what Faust's path keeps per message: a rebalance's
         flow stop ends the batch (the new assignment reads the rest again), as does a
         failed handler (the worker stops; what was not handled is read again); a gap in
         the offsets is recorded, so commits pass it; ``broker_commit_every`` commits.
+        ``state``: read ahead for the batch, written behind before each wait.
 
         Faust's path made a message object, three coroutines and a lock per record, and
         raced the hand-over against the flow stop: 9.5% of the worker's samples, the
         handler's own work left out (py-spy, docs/benchmarks.md)."""
+        app = self.app
+        await app.producer.buffer.wait_until_ebb()
+        if state is None:
+            await self._handle_records(records, active, handlers, sink, lambda: None)
+            return
+        state.read_ahead((r.partition, r.key) for batch in records.values() for r in batch)
+        try:
+            await self._handle_records(records, active, handlers, sink, state.write_behind)
+        finally:
+            state.write_behind()
+            state.forget_reads()
+
+    async def _handle_records(
+        self,
+        records: dict[TP, list[Record]],
+        active: set[TP] | None,
+        handlers: dict[str, Callable[[Record], None]],
+        sink: BatchSink,
+        before_wait: Callable[[], None],
+    ) -> None:
+        """:meth:`_handle_fetched`'s loop; ``before_wait`` is called before each wait."""
         app = self.app
         flow_control = app.flow_control
         producer_ebb = app.producer.buffer.wait_until_ebb
@@ -257,10 +294,10 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         acking = {tp.topic for tp in records if app.topics.acks_enabled_for(tp.topic)}
         for tp in records:
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-        await producer_ebb()
         held_since = time.perf_counter()
         for tp, record in self.scheduler.iterate(records):
             if not flow_control.is_active():
+                before_wait()
                 await flow_control.acquire()
             if (
                 not self.flow_active
@@ -278,6 +315,7 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             # went unrecorded and the partition's commits stopped at 1 for good (a
             # transactional producer's first commit marker is at offset 1).
             if last is not None and offset - last > 1 and tp.topic in acking:
+                before_wait()
                 await self._add_gap(tp, last + 1, offset)
             try:
                 handlers[tp.topic](record)
@@ -289,6 +327,7 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
                     offset,
                 )
                 self.handling_failed = True
+                before_wait()
                 await app.crash(exc)
                 return
             if tp.topic in acking:
@@ -296,11 +335,14 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             read_offset[tp] = offset
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
+                before_wait()
                 await self.commit()
             if sink.backlog > sink.max_backlog:
+                before_wait()
                 await sink.ebb()
                 held_since = time.perf_counter()
             elif time.perf_counter() - held_since >= MAX_HOLD_S:
+                before_wait()
                 await asyncio.sleep(0)
                 await producer_ebb()
                 held_since = time.perf_counter()
@@ -358,6 +400,7 @@ class Conductor(FaustConductor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.handlers: dict[str, Callable[[Record], None]] = {}
         self.sink: BatchSink | None = None
+        self.handled_state: HandledState | None = None
         super().__init__(*args, **kwargs)
 
     def handle(
@@ -365,12 +408,15 @@ class Conductor(FaustConductor):
         topic: TopicT,
         handle: Callable[[Record], None],
         sink: BatchSink,
+        state: HandledState | None = None,
     ) -> None:
         """Subscribe to ``topic`` and call ``handle`` on each of its records where the
         consumer fetches them (:meth:`Consumer._handle_fetched`): no message object,
         queue, stream, agent nor task in between (the worker did 1.4 times the events a
         second, docs/benchmarks.md). ``sink``: the record batches the handlers append
-        to, waited for when too many are not yet handed to the producer.
+        to, waited for when too many are not yet handed to the producer. ``state``: what
+        the handlers read and write, read ahead for each fetched batch and written
+        behind it (:class:`HandledState`).
 
         Kept from Faust's path: a rebalance holds the records back (flow control), one
         fetched before it is left for the new assignment to read again, and a record
@@ -380,6 +426,7 @@ class Conductor(FaustConductor):
         self.add(topic)
         self.handlers[topic.get_topic_name()] = handle
         self.sink = sink
+        self.handled_state = state
 
 
 class Transport(faust_aiokafka.Transport):

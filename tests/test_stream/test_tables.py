@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.app import faust_app, raw_table
+from stream.app import faust_app, partition_items, raw_table
 from stream.settings import Settings
 from stream.stores import RocksDBStore
 from stream.tables import CustomerTable, customer_key
@@ -74,3 +75,75 @@ def test_a_customers_key_is_fausts_json_key_encoding(customer_id: str) -> None:
 
 
 SERIALIZERS = faust_app(Settings(table_store="memory"), PARTITIONS).serializers
+
+
+@pytest.fixture
+def rocksdb_customers(tmp_path: Path) -> Any:
+    settings = Settings(table_store="rocksdb", data_dir=tmp_path)
+    app = faust_app(settings, PARTITIONS)
+    table = raw_table(app, settings, "customers", PARTITIONS, "customers")
+    yield CustomerTable(table, RecordingSink()), table.data  # type: ignore[arg-type]
+    for database in table.data._dbs.values():
+        database.close()
+
+
+def in_database(store: RocksDBStore, customer_id: str, partition: int) -> bytes | None:
+    value: bytes | None = store._db_for_partition(partition).get(customer_key(customer_id))
+    return value
+
+
+def test_writes_are_held_until_written_behind_and_every_read_sees_them(
+    rocksdb_customers: tuple[CustomerTable, RocksDBStore],
+) -> None:
+    customers, store = rocksdb_customers
+    customers.set("c1", 0, b"v1")
+    assert in_database(store, "c1", 0) is None
+    assert customers.get("c1", 0) == b"v1"
+    customers.write_behind()
+    assert in_database(store, "c1", 0) == b"v1"
+    customers.delete("c1", 0)
+    assert customers.get("c1", 0) is None and in_database(store, "c1", 0) == b"v1"
+    customers.write_behind()
+    assert in_database(store, "c1", 0) is None
+    # Faust's own reads and a partition's walk (the model ticks) write behind first.
+    customers.set("c2", 1, b"v2")
+    assert store["c2"] == b"v2"
+    customers.set("c3", 1, b"v3")
+    assert dict(partition_items(store.table, 1, PARTITIONS)) == {"c2": b"v2", "c3": b"v3"}
+
+
+def test_reads_ahead_are_answered_from_memory_until_forgotten(
+    rocksdb_customers: tuple[CustomerTable, RocksDBStore],
+) -> None:
+    customers, store = rocksdb_customers
+    database = store._db_for_partition(2)
+    database.put(customer_key("c1"), b"before")
+    customers.read_ahead([(2, b"c1"), (2, b"nobody"), (2, b"\xff not utf-8"), (2, None)])
+    database.put(customer_key("c1"), b"under it")  # not through the table: not seen
+    database.put(customer_key("nobody"), b"under it")
+    assert customers.get("c1", 2) == b"before" and customers.get("nobody", 2) is None
+    customers.set("c1", 2, b"written")
+    customers.write_behind()
+    assert customers.get("c1", 2) == b"written"  # what was read ahead, as written since
+    customers.forget_reads()
+    assert customers.get("nobody", 2) == b"under it"
+    customers.read_ahead_customers(3, ["c9"])
+    database3 = store._db_for_partition(3)
+    database3.put(customer_key("c9"), b"under it")
+    assert customers.get("c9", 3) is None
+    customers.forget_reads([3])
+    assert customers.get("c9", 3) == b"under it"
+
+
+def test_a_stored_changelog_batch_writes_its_partitions_states_before_its_offset(
+    rocksdb_customers: tuple[CustomerTable, RocksDBStore],
+) -> None:
+    """Without a write-ahead log a crash keeps a prefix of the database's writes: the
+    changelog offset a restart recovers from must come after the states it covers."""
+    customers, store = rocksdb_customers
+    customers.set("c1", 2, b"v1")
+    customers.set("c2", 3, b"v2")
+    customers._stored(2, 10)
+    assert in_database(store, "c1", 2) == b"v1"
+    assert store.persisted_offset(TP(customers.changelog, 2)) == 10
+    assert in_database(store, "c2", 3) is None  # another partition's: still held

@@ -151,8 +151,11 @@ def run_worker(
         if applied < total:
             raise TimeoutError(f"the worker of {variant} did not apply {total:,} events in time")
         used = worker.metric("process_cpu_seconds_total") - cpu
-        grown = worker.metric("process_resident_memory_bytes") - ready_rss
-        peak = worker.peak_rss_bytes() - ready_rss
+        rss = worker.metric("process_resident_memory_bytes")
+        # Linux raises its high-water mark (VmHWM) only when memory is unmapped: a
+        # resident size read before it may be higher (seen in a run of 1,000 events).
+        peak = max(worker.peak_rss_bytes(), rss) - ready_rss
+        grown = rss - ready_rss
         full = FullCollections.since(worker, collections)
         return WorkerRun(str(variant), total, seconds, variant, used, full, grown, peak)
     finally:

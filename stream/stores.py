@@ -139,11 +139,9 @@ class RocksDBStore(rocksdb.Store):
     multi-get per partition) are answered from memory until :meth:`forget_reads`. Called
     one at a time between the worker's Python work, each RocksDB call found its caches
     cold: 7.9 us of CPU a read and 7.1 a write in the worker, against 2.2 and 1.3 in a
-    loop of them alone; a fetched batch's keys read and written together cost a third of
-    that (docs/benchmarks.md). The worker writes behind before it lets another task
-    run, so nothing else sees the database without its writes; a walk of a partition
-    (:meth:`_visible_items`), Faust's reads and a stored changelog batch's offset
-    (``stream.tables.CustomerTable``) write behind first all the same.
+    loop of them alone (docs/benchmarks.md). The worker writes behind once a fetched
+    batch is handled; Faust's own reads and walks of the store (a model tick's) write
+    behind first, and the changelog offset it records goes into the held writes.
     """
 
     def __init__(self, *args: Any, options: Mapping[str, Any], **kwargs: Any) -> None:
@@ -205,6 +203,21 @@ class RocksDBStore(rocksdb.Store):
             ahead = self._ahead.get(partition)
             if ahead:  # a key read ahead and written since: now as written
                 ahead.update(pending)
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        """Faust's record of the changelog offset the database holds, written with the
+        partition's held writes when it has any: without a write-ahead log a crash keeps
+        a prefix of a database's writes, which must not hold an offset past states it
+        lacks. A write batch is stored whole or not at all."""
+        pending = self._pending.get(tp.partition)
+        if pending:
+            pending[self.offset_key] = str(offset).encode()
+        else:
+            super().set_persisted_offset(tp, offset)
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        self.write_behind([tp.partition])
+        return super().persisted_offset(tp)
 
     def forget_reads(self, partitions: Iterable[int] | None = None) -> None:
         """Drop what was read ahead (of these partitions; of all by default)."""

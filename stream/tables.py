@@ -79,8 +79,7 @@ class CustomerTable:
             self._rocksdb.read_ahead(partition, map(customer_key, customer_ids))
 
     def write_behind(self) -> None:
-        """Put the held writes in the store: before the loop runs another task, which
-        may read the store by another way (RocksDB holds them until then)."""
+        """Put the held writes in the store (RocksDB holds them until then)."""
         if self._rocksdb is not None:
             self._rocksdb.write_behind()
 
@@ -107,8 +106,5 @@ class CustomerTable:
         self.sink.append(self.changelog, partition, key, None)
 
     def _stored(self, partition: int, offset: int) -> None:
-        # The states first: without a write-ahead log, a crash keeps a prefix of the
-        # writes, which must not hold an offset past states it lacks.
-        if self._rocksdb is not None:
-            self._rocksdb.write_behind([partition])
+        # On RocksDB, written with the states held for the partition (RocksDBStore).
         self.table.data.set_persisted_offset(TP(self.changelog, partition), offset)

@@ -49,7 +49,7 @@ class HandledState(Protocol):
         """Read the state of these (partition, record key) pairs, to be asked for next."""
 
     def write_behind(self) -> None:
-        """Store what the handlers wrote: called before another task may run."""
+        """Store what the handlers wrote: the batch is handled."""
 
     def forget_reads(self) -> None:
         """Drop what was read ahead: the batch is done."""
@@ -259,19 +259,17 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         flow stop ends the batch (the new assignment reads the rest again), as does a
         failed handler (the worker stops; what was not handled is read again); a gap in
         the offsets is recorded, so commits pass it; ``broker_commit_every`` commits.
-        ``state``: read ahead for the batch, written behind before each wait.
+        ``state``: read ahead for the batch, written behind once it is handled.
 
         Faust's path made a message object, three coroutines and a lock per record, and
         raced the hand-over against the flow stop: 9.5% of the worker's samples, the
         handler's own work left out (py-spy, docs/benchmarks.md)."""
-        app = self.app
-        await app.producer.buffer.wait_until_ebb()
         if state is None:
-            await self._handle_records(records, active, handlers, sink, lambda: None)
+            await self._handle_records(records, active, handlers, sink)
             return
         state.read_ahead((r.partition, r.key) for batch in records.values() for r in batch)
         try:
-            await self._handle_records(records, active, handlers, sink, state.write_behind)
+            await self._handle_records(records, active, handlers, sink)
         finally:
             state.write_behind()
             state.forget_reads()
@@ -282,9 +280,8 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         active: set[TP] | None,
         handlers: dict[str, Callable[[Record], None]],
         sink: BatchSink,
-        before_wait: Callable[[], None],
     ) -> None:
-        """:meth:`_handle_fetched`'s loop; ``before_wait`` is called before each wait."""
+        """:meth:`_handle_fetched`'s loop."""
         app = self.app
         flow_control = app.flow_control
         producer_ebb = app.producer.buffer.wait_until_ebb
@@ -294,10 +291,10 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         acking = {tp.topic for tp in records if app.topics.acks_enabled_for(tp.topic)}
         for tp in records:
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+        await producer_ebb()
         held_since = time.perf_counter()
         for tp, record in self.scheduler.iterate(records):
             if not flow_control.is_active():
-                before_wait()
                 await flow_control.acquire()
             if (
                 not self.flow_active
@@ -315,7 +312,6 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             # went unrecorded and the partition's commits stopped at 1 for good (a
             # transactional producer's first commit marker is at offset 1).
             if last is not None and offset - last > 1 and tp.topic in acking:
-                before_wait()
                 await self._add_gap(tp, last + 1, offset)
             try:
                 handlers[tp.topic](record)
@@ -327,7 +323,6 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
                     offset,
                 )
                 self.handling_failed = True
-                before_wait()
                 await app.crash(exc)
                 return
             if tp.topic in acking:
@@ -335,14 +330,11 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
             read_offset[tp] = offset
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
-                before_wait()
                 await self.commit()
             if sink.backlog > sink.max_backlog:
-                before_wait()
                 await sink.ebb()
                 held_since = time.perf_counter()
             elif time.perf_counter() - held_since >= MAX_HOLD_S:
-                before_wait()
                 await asyncio.sleep(0)
                 await producer_ebb()
                 held_since = time.perf_counter()

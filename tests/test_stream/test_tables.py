@@ -135,15 +135,22 @@ def test_reads_ahead_are_answered_from_memory_until_forgotten(
     assert customers.get("c9", 3) == b"under it"
 
 
-def test_a_stored_changelog_batch_writes_its_partitions_states_before_its_offset(
+def test_a_stored_changelog_batchs_offset_is_written_with_the_states_it_covers(
     rocksdb_customers: tuple[CustomerTable, RocksDBStore],
 ) -> None:
     """Without a write-ahead log a crash keeps a prefix of the database's writes: the
-    changelog offset a restart recovers from must come after the states it covers."""
+    changelog offset a restart recovers from must not be stored before the states it
+    covers, which the worker holds until its batch is handled."""
     customers, store = rocksdb_customers
+    database = store._db_for_partition(2)
     customers.set("c1", 2, b"v1")
-    customers.set("c2", 3, b"v2")
     customers._stored(2, 10)
-    assert in_database(store, "c1", 2) == b"v1"
-    assert store.persisted_offset(TP(customers.changelog, 2)) == 10
-    assert in_database(store, "c2", 3) is None  # another partition's: still held
+    assert database.get(store.offset_key) is None and in_database(store, "c1", 2) is None
+    customers.write_behind()
+    assert database.get(store.offset_key) == b"10" and in_database(store, "c1", 2) == b"v1"
+    customers._stored(2, 11)  # nothing held: written at once
+    assert database.get(store.offset_key) == b"11"
+    customers.set("c2", 3, b"v2")
+    customers._stored(3, 5)
+    assert store.persisted_offset(TP(customers.changelog, 3)) == 5  # Faust's read: held first
+    assert in_database(store, "c2", 3) == b"v2"

@@ -49,7 +49,7 @@ class HandledState(Protocol):
         """Read the state of these (partition, record key) pairs, to be asked for next."""
 
     def write_behind(self) -> None:
-        """Store what the handlers wrote: the batch is handled."""
+        """Store what the handlers wrote: the records read ahead are handled."""
 
     def forget_reads(self) -> None:
         """Drop what was read ahead: the batch is done."""
@@ -259,29 +259,11 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         flow stop ends the batch (the new assignment reads the rest again), as does a
         failed handler (the worker stops; what was not handled is read again); a gap in
         the offsets is recorded, so commits pass it; ``broker_commit_every`` commits.
-        ``state``: read ahead for the batch, written behind once it is handled.
+        ``state``: read ahead and written behind :data:`READ_AHEAD_RECORDS` at a time.
 
         Faust's path made a message object, three coroutines and a lock per record, and
         raced the hand-over against the flow stop: 9.5% of the worker's samples, the
         handler's own work left out (py-spy, docs/benchmarks.md)."""
-        if state is None:
-            await self._handle_records(records, active, handlers, sink)
-            return
-        state.read_ahead((r.partition, r.key) for batch in records.values() for r in batch)
-        try:
-            await self._handle_records(records, active, handlers, sink)
-        finally:
-            state.write_behind()
-            state.forget_reads()
-
-    async def _handle_records(
-        self,
-        records: dict[TP, list[Record]],
-        active: set[TP] | None,
-        handlers: dict[str, Callable[[Record], None]],
-        sink: BatchSink,
-    ) -> None:
-        """:meth:`_handle_fetched`'s loop."""
         app = self.app
         flow_control = app.flow_control
         producer_ebb = app.producer.buffer.wait_until_ebb
@@ -292,52 +274,63 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         for tp in records:
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
         await producer_ebb()
+        order = list(self.scheduler.iterate(records))
         held_since = time.perf_counter()
-        for tp, record in self.scheduler.iterate(records):
-            if not flow_control.is_active():
-                await flow_control.acquire()
-            if (
-                not self.flow_active
-                or app.consumer_generation_id != generation
-                or self.handling_failed
-            ):
-                return
-            if active is not None and tp not in active and tp not in self._buffered_partitions:
-                continue
-            offset = record.offset
-            last = read_offset[tp]
-            if last is not None and offset < last:
-                continue  # read before a seek back: Faust's path drops it too
-            # `last is not None`: Faust's path tests `last`, so a gap right after offset 0
-            # went unrecorded and the partition's commits stopped at 1 for good (a
-            # transactional producer's first commit marker is at offset 1).
-            if last is not None and offset - last > 1 and tp.topic in acking:
-                await self._add_gap(tp, last + 1, offset)
-            try:
-                handlers[tp.topic](record)
-            except Exception as exc:
-                log.exception(
-                    "handling %s[%d]@%d failed: stopping the worker",
-                    record.topic,
-                    record.partition,
-                    offset,
-                )
-                self.handling_failed = True
-                await app.crash(exc)
-                return
-            if tp.topic in acking:
-                self._ack_offset(tp, offset)
-            read_offset[tp] = offset
-            if commit_every is not None and self._n_acked >= commit_every:
-                self._n_acked = 0
-                await self.commit()
-            if sink.backlog > sink.max_backlog:
-                await sink.ebb()
-                held_since = time.perf_counter()
-            elif time.perf_counter() - held_since >= MAX_HOLD_S:
-                await asyncio.sleep(0)
-                await producer_ebb()
-                held_since = time.perf_counter()
+        try:
+            for n, (tp, record) in enumerate(order):
+                if state is not None and not n % READ_AHEAD_RECORDS:
+                    state.write_behind()
+                    state.forget_reads()
+                    ahead = order[n : n + READ_AHEAD_RECORDS]
+                    state.read_ahead((r.partition, r.key) for _, r in ahead)
+                if not flow_control.is_active():
+                    await flow_control.acquire()
+                if (
+                    not self.flow_active
+                    or app.consumer_generation_id != generation
+                    or self.handling_failed
+                ):
+                    return
+                if active is not None and tp not in active and tp not in self._buffered_partitions:
+                    continue
+                offset = record.offset
+                last = read_offset[tp]
+                if last is not None and offset < last:
+                    continue  # read before a seek back: Faust's path drops it too
+                # `last is not None`: Faust's path tests `last`, so a gap right after
+                # offset 0 went unrecorded and the partition's commits stopped at 1 for
+                # good (a transactional producer's first commit marker is at offset 1).
+                if last is not None and offset - last > 1 and tp.topic in acking:
+                    await self._add_gap(tp, last + 1, offset)
+                try:
+                    handlers[tp.topic](record)
+                except Exception as exc:
+                    log.exception(
+                        "handling %s[%d]@%d failed: stopping the worker",
+                        record.topic,
+                        record.partition,
+                        offset,
+                    )
+                    self.handling_failed = True
+                    await app.crash(exc)
+                    return
+                if tp.topic in acking:
+                    self._ack_offset(tp, offset)
+                read_offset[tp] = offset
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                if sink.backlog > sink.max_backlog:
+                    await sink.ebb()
+                    held_since = time.perf_counter()
+                elif time.perf_counter() - held_since >= MAX_HOLD_S:
+                    await asyncio.sleep(0)
+                    await producer_ebb()
+                    held_since = time.perf_counter()
+        finally:
+            if state is not None:
+                state.write_behind()
+                state.forget_reads()
 
     def _ack_offset(self, tp: TP, offset: int) -> None:
         """``Consumer.ack``'s bookkeeping for a record that has no message object: its
@@ -379,6 +372,11 @@ class Producer(faust_aiokafka.Producer):
         await self.batches.stop()
         await super().on_stop()
 
+
+#: Fetched records whose state is read ahead, and then written behind, together: a
+#: batch fetched while catching up holds tens of thousands, whose held states took 100
+#: MiB more of resident memory; 500 at a time cost no more CPU (docs/benchmarks.md).
+READ_AHEAD_RECORDS = 500
 
 #: How long handling fetched messages may hold the event loop before it lets the other
 #: tasks run (the sink's sends, timers, the web server).

@@ -139,8 +139,9 @@ class RocksDBStore(rocksdb.Store):
     multi-get per partition) are answered from memory until :meth:`forget_reads`. Called
     one at a time between the worker's Python work, each RocksDB call found its caches
     cold: 7.9 us of CPU a read and 7.1 a write in the worker, against 2.2 and 1.3 in a
-    loop of them alone (docs/benchmarks.md). The worker writes behind once a fetched
-    batch is handled; Faust's own reads and walks of the store (a model tick's) write
+    loop of them alone (docs/benchmarks.md). The worker reads ahead and writes behind
+    500 fetched records at a time (``stream.transport.READ_AHEAD_RECORDS``) and a
+    scan's slices; Faust's own reads and walks of the store (a model tick's) write
     behind first, and the changelog offset it records goes into the held writes.
     """
 

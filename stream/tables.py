@@ -32,8 +32,9 @@ class CustomerTable:
     """Customer id -> ``CustomerState`` bytes, in a Faust table (``stream.app.raw_table``).
 
     Reads and writes name the customer's partition. On RocksDB they go straight to that
-    partition's database under :func:`customer_key` (a fetched batch's read ahead in
-    one call, its writes put behind it in one: :class:`stream.stores.RocksDBStore`), as
+    partition's database under :func:`customer_key` (500 fetched records' states read
+    ahead in one call a partition, their writes put behind them in one:
+    :class:`stream.stores.RocksDBStore`), as
     does the changelog record (through Faust's table: three encodings through its
     registry, and a look-up of the current event for each); on the memory store, through
     the table's store.

@@ -223,7 +223,6 @@ class Edge:
     def rebalanced(self, assigned: Iterable[Any]) -> None:
         """After a rebalance: forget what moved elsewhere, and its gauges."""
         assigned = list(assigned)
-        self.customers.forget_reads()
         self.customer_counts = None  # recounted once recovered: partitions came or went
         inputs = {tp.partition for tp in assigned if tp.topic == self.settings.topic_purchases}
         for partition in self.models.keep_only(inputs):

@@ -43,7 +43,8 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 class HandledState(Protocol):
     """The state the input topics' handlers read and write (``stream.tables.
-    CustomerTable``), read ahead for a fetched batch and written behind it."""
+    CustomerTable``), read ahead and written behind :data:`READ_AHEAD_RECORDS` fetched
+    records at a time."""
 
     def read_ahead(self, keys: Iterable[tuple[int, bytes | None]]) -> None:
         """Read the state of these (partition, record key) pairs, to be asked for next."""
@@ -52,7 +53,7 @@ class HandledState(Protocol):
         """Store what the handlers wrote: the records read ahead are handled."""
 
     def forget_reads(self) -> None:
-        """Drop what was read ahead: the batch is done."""
+        """Drop what was read ahead: its records are handled."""
 
 
 def pause_inactive(consumer: AIOKafkaConsumer, active: Set[Any]) -> None:
@@ -405,8 +406,8 @@ class Conductor(FaustConductor):
         queue, stream, agent nor task in between (the worker did 1.4 times the events a
         second, docs/benchmarks.md). ``sink``: the record batches the handlers append
         to, waited for when too many are not yet handed to the producer. ``state``: what
-        the handlers read and write, read ahead for each fetched batch and written
-        behind it (:class:`HandledState`).
+        the handlers read and write, read ahead and written behind
+        :data:`READ_AHEAD_RECORDS` records at a time (:class:`HandledState`).
 
         Kept from Faust's path: a rebalance holds the records back (flow control), one
         fetched before it is left for the new assignment to read again, and a record

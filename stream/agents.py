@@ -535,8 +535,15 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
         try:
             rescore_slice(edge, processor, partition, slice_ids, at_ms)
         finally:  # before the loop runs another task
-            edge.customers.write_behind()
-            edge.customers.forget_reads([partition])
+            stored = await transport.store_held(
+                edge.sa.app,
+                edge.customers,
+                f"{len(slice_ids)} customers re-scored by the scan of partition {partition} "
+                f"at {at_ms}",
+                [partition],
+            )
+        if not stored:
+            return
 
 
 def rescore_slice(

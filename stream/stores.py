@@ -24,6 +24,7 @@ The store is registered with Faust as ``crmrocksdb://`` (an entry point of the
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -32,6 +33,8 @@ from typing import Any
 import rocksdict
 from faust.stores import rocksdb
 from faust.types import TP, CollectionT
+
+log = logging.getLogger(__name__)
 
 #: A memtable's unit of allocation. RocksDB's default (an eighth of the memtable) is
 #: 1 MiB at 8-MiB memtables, and every database holds one: 24 databases then kept 24
@@ -189,21 +192,51 @@ class RocksDBStore(rocksdb.Store):
 
     def write_behind(self, partitions: Iterable[int] | None = None) -> None:
         """Put the held writes (of these partitions; of all by default) in their
-        databases, a write batch each."""
+        databases, a write batch each. A partition whose batch fails keeps its writes
+        held: reads still see them, and the changelog offset stays with them rather than
+        being stored alone, ahead of states its database lacks. The other partitions are
+        still written; then the first failure is raised."""
+        failure: Exception | None = None
         for partition in list(self._pending) if partitions is None else partitions:
-            pending = self._pending.pop(partition, None)
+            pending = self._pending.get(partition)
             if not pending:
                 continue
-            batch = rocksdict.WriteBatch(raw_mode=True)
-            for key, value in pending.items():
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
-            self._db_for_partition(partition).write(batch)
+            try:
+                batch = rocksdict.WriteBatch(raw_mode=True)
+                for key, value in pending.items():
+                    if value is None:
+                        batch.delete(key)
+                    else:
+                        batch.put(key, value)
+                self._db_for_partition(partition).write(batch)
+            except Exception as exc:
+                failure = failure or exc
+                continue
+            del self._pending[partition]
             ahead = self._ahead.get(partition)
             if ahead:  # a key read ahead and written since: now as written
                 ahead.update(pending)
+        if failure is not None:
+            raise failure
+
+    def drop_held(self, partitions: Iterable[int] | None = None) -> None:
+        """Write behind what these partitions hold (all by default), and drop what could
+        not be written, logged: at a stop or a revoke nothing reads them here again, and
+        recovery restores them from the changelog, replayed from the offset this
+        database holds, which is before them (a held write whose changelog record was
+        not delivered leaves its input record uncommitted: read again)."""
+        try:
+            self.write_behind(partitions)
+        except Exception:
+            dropped = sorted(self._pending if partitions is None else partitions)
+            log.exception(
+                "table %s: the held writes of partitions %s could not be stored; dropped "
+                "(changelog recovery restores them)",
+                self.table.name,
+                dropped,
+            )
+            for partition in dropped:
+                self._pending.pop(partition, None)
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         """Faust's record of the changelog offset the database holds, written with the
@@ -245,14 +278,14 @@ class RocksDBStore(rocksdb.Store):
         return super()._visible_items(db)
 
     async def stop(self) -> None:
-        self.write_behind()
+        self.drop_held()
         self.forget_reads()
         _flush(self._dbs.values())
         await super().stop()
 
     def revoke_partitions(self, table: CollectionT, tps: set[TP]) -> None:
         revoked = [tp.partition for tp in tps if tp.topic in table.changelog_topic.topics]
-        self.write_behind(revoked)
+        self.drop_held(revoked)
         self.forget_reads(revoked)
         _flush(db for p in revoked if (db := self._dbs.get(p)) is not None)
         super().revoke_partitions(table, tps)
@@ -264,6 +297,10 @@ def _property(db: rocksdict.Rdict, name: str) -> int:
 
 def _flush(databases: Iterable[rocksdict.Rdict]) -> None:
     """Write the memtables to disk: with no write-ahead log, what a database keeps when
-    Faust drops it (it never closes them) should not depend on when it is collected."""
+    Faust drops it (it never closes them) should not depend on when it is collected.
+    One that fails is logged and left at its last flush, from which recovery replays."""
     for db in databases:
-        db.flush(wait=True)
+        try:
+            db.flush(wait=True)
+        except Exception:
+            log.exception("flushing a table database failed: left at its last flush")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Generator, Iterable, Set
+from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence, Set
 from typing import Any, Protocol, TypeAlias, cast
 
 import faust
@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from faust.transport.conductor import Conductor as FaustConductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, TopicT
+from faust.types import TP, AppT, TopicT
 from faust.types.tuples import ack_lock
 from mode.services import Service, WaitArgT, WaitResults
 from mode.utils.futures import notify
@@ -52,8 +52,52 @@ class HandledState(Protocol):
     def write_behind(self) -> None:
         """Store what the handlers wrote: the records read ahead are handled."""
 
-    def forget_reads(self) -> None:
-        """Drop what was read ahead: its records are handled."""
+    def forget_reads(self, partitions: Iterable[int] | None = None) -> None:
+        """Drop what was read ahead (of these partitions; of all by default): its
+        records are handled."""
+
+
+async def store_held(
+    app: AppT,
+    state: HandledState,
+    of_what: object,
+    partitions: Iterable[int] | None = None,
+) -> bool:
+    """Write behind what ``state`` holds and forget what was read ahead (of
+    ``partitions``; all by default). A failed write stops the worker, as a failed
+    handler does: the state store cannot be trusted with more. The log names what the
+    states are of (``of_what`` as text: the records' topics, partitions and offsets),
+    and the store keeps the writes held. Returns whether they were stored."""
+    try:
+        state.write_behind()
+    except Exception as exc:
+        log.exception("storing the states of %s failed: stopping the worker", of_what)
+        await app.crash(exc)
+        return False
+    finally:
+        state.forget_reads(partitions)
+    return True
+
+
+class RecordSpans:
+    """``topic[partition]@first-last`` for each partition of some handled records, made
+    when logged (a failure's log names them; each batch of records has one).
+
+    >>> from types import SimpleNamespace as Rec
+    >>> str(RecordSpans([(TP("t", 1), Rec(offset=9)), (TP("u", 0), Rec(offset=3)),
+    ...                  (TP("t", 1), Rec(offset=7))]))
+    't[1]@7-9, u[0]@3-3'
+    """
+
+    def __init__(self, handled: Sequence[tuple[TP, Any]]) -> None:
+        self.handled = handled
+
+    def __str__(self) -> str:
+        spans: dict[TP, tuple[int, int]] = {}
+        for tp, record in self.handled:
+            first, last = spans.get(tp, (record.offset, record.offset))
+            spans[tp] = (min(first, record.offset), max(last, record.offset))
+        return ", ".join(f"{tp.topic}[{tp.partition}]@{a}-{b}" for tp, (a, b) in spans.items())
 
 
 def pause_inactive(consumer: AIOKafkaConsumer, active: Set[Any]) -> None:
@@ -277,11 +321,13 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
         await producer_ebb()
         order = list(self.scheduler.iterate(records))
         held_since = time.perf_counter()
+        n = held_from = 0
         try:
             for n, (tp, record) in enumerate(order):
                 if state is not None and not n % READ_AHEAD_RECORDS:
-                    state.write_behind()
-                    state.forget_reads()
+                    if not await self._store_held(state, order[held_from:n]):
+                        return
+                    held_from = n
                     ahead = order[n : n + READ_AHEAD_RECORDS]
                     state.read_ahead((r.partition, r.key) for _, r in ahead)
                 if not flow_control.is_active():
@@ -329,9 +375,16 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
                     await producer_ebb()
                     held_since = time.perf_counter()
         finally:
-            if state is not None:
-                state.write_behind()
-                state.forget_reads()
+            # After a failure the worker stops, and the store's stop writes behind.
+            if state is not None and not self.handling_failed:
+                await self._store_held(state, order[held_from : n + 1])
+
+    async def _store_held(self, state: HandledState, handled: list[tuple[TP, Record]]) -> bool:
+        """:func:`store_held`, for these handled records; a failure ends the batch."""
+        if await store_held(self.app, state, RecordSpans(handled)):
+            return True
+        self.handling_failed = True
+        return False
 
     def _ack_offset(self, tp: TP, offset: int) -> None:
         """``Consumer.ack``'s bookkeeping for a record that has no message object: its

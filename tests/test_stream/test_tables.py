@@ -154,3 +154,35 @@ def test_a_stored_changelog_batchs_offset_is_written_with_the_states_it_covers(
     customers._stored(3, 5)
     assert store.persisted_offset(TP(customers.changelog, 3)) == 5  # Faust's read: held first
     assert in_database(store, "c2", 3) == b"v2"
+
+
+def test_a_partition_whose_write_fails_keeps_its_writes_held_and_the_others_are_written(
+    rocksdb_customers: tuple[CustomerTable, RocksDBStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed write batch (here a closed database: rocksdict's DbClosedError) loses
+    nothing the worker still reads, and the changelog offset is not stored alone, ahead
+    of the states the database lacks."""
+    customers, store = rocksdb_customers
+    customers.set("c1", 1, b"v1")
+    customers.set("c2", 2, b"v2")
+    store._db_for_partition(1).close()
+    with pytest.raises(Exception, match="closed"):
+        customers.write_behind()
+    assert in_database(store, "c2", 2) == b"v2"  # the other partition is written
+    assert customers.get("c1", 1) == b"v1"
+    customers._stored(1, 10)  # held with the states, not written alone
+    with pytest.raises(Exception, match="closed"):
+        customers.write_behind()
+    del store._dbs[1]  # opened again
+    customers.write_behind()
+    database = store._db_for_partition(1)
+    assert in_database(store, "c1", 1) == b"v1" and database.get(store.offset_key) == b"10"
+    # At a revoke (or a stop) what cannot be written is dropped, logged: the next
+    # owner's recovery replays the changelog from the offset the database holds.
+    customers.set("c3", 1, b"v3")
+    customers._stored(1, 11)
+    database.close()
+    store.revoke_partitions(store.table, {TP(customers.changelog, 1)})
+    assert "the held writes of partitions [1] could not be stored; dropped" in caplog.text
+    assert customers.get("c3", 1) is None  # the database is dropped too: opened again
+    assert store._db_for_partition(1).get(store.offset_key) == b"10"

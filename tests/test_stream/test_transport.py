@@ -308,6 +308,60 @@ def test_a_message_whose_handling_fails_stops_the_worker_and_is_read_again(
     assert both_applied(scores), latest_by_customer(scores).get("cust-1")
 
 
+#: Loaded by the worker's interpreter (``sitecustomize``): the RocksDB database a
+#: "poison" customer's state is written to closes, so its write batch fails as a
+#: failing database's would (rocksdict's DbClosedError).
+CLOSE_ON_POISON = """
+import stream.stores
+
+write = stream.stores.RocksDBStore.write
+
+
+def closing(self, key, value, partition):
+    write(self, key, value, partition)
+    if b"poison" in key:
+        self._db_for_partition(partition).close()
+
+
+stream.stores.RocksDBStore.write = closing
+"""
+
+
+@pytest.mark.broker
+def test_a_failed_state_write_stops_the_worker_names_the_records_and_loses_nothing(
+    broker: EmbeddedBroker, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """The purchase is handled, its state held, then not stored: whether or not its
+    offset was committed on the way out, the next worker counts it exactly once (its
+    state recovered from the changelog, or the purchase read again)."""
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(CLOSE_ON_POISON)
+    failing = start_worker("failing", PYTHONPATH=str(inject), CRM_TABLE_STORE="rocksdb")
+    failing.wait_ready()
+    first = purchase("p1", "cust-poison", BASE_TS, 9.5)
+    send(settings, [(settings.topic_purchases, b"cust-poison", orjson.dumps(first))])
+    assert failing.proc.wait(timeout=60) != 0
+    log = failing.log_path.read_text(errors="replace")
+    partition = partition_for("cust-poison", settings.topic_partitions)
+    where = f"{settings.topic_purchases}[{partition}]@0-0"
+    assert f"storing the states of {where} failed: stopping the worker" in log
+
+    start_worker("w2").wait_ready()
+    second = purchase("p2", "cust-poison", BASE_TS + DAY, 4.5)
+    send(settings, [(settings.topic_purchases, b"cust-poison", orjson.dumps(second))])
+
+    def second_scored(scores: list[dict[str, Any]]) -> bool:
+        # Any revenue but the first purchase's alone: the score of the second.
+        revenue = latest_by_customer(scores).get("cust-poison", {}).get("revenue", 9.5)
+        return bool(revenue != 9.5)
+
+    scores = collect(settings, "scores", second_scored)
+    latest = latest_by_customer(scores).get("cust-poison", {})
+    assert (latest.get("purchase_count"), latest.get("revenue")) == (2, 14.0), latest
+
+
 @pytest.mark.broker
 def test_offsets_no_record_has_are_committed_past(
     broker: EmbeddedBroker, start_worker: StartWorker

@@ -225,10 +225,12 @@ class RocksDBStore(rocksdb.Store):
         recovery restores them from the changelog, replayed from the offset this
         database holds, which is before them (a held write whose changelog record was
         not delivered leaves its input record uncommitted: read again)."""
+        wanted = None if partitions is None else list(partitions)
         try:
-            self.write_behind(partitions)
+            self.write_behind(wanted)
         except Exception:
-            dropped = sorted(self._pending if partitions is None else partitions)
+            held = list(self._pending) if wanted is None else wanted
+            dropped = sorted(p for p in held if p in self._pending)
             log.exception(
                 "table %s: the held writes of partitions %s could not be stored; dropped "
                 "(changelog recovery restores them)",

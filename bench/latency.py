@@ -12,7 +12,12 @@ memory storage, about 0.9 us of broker CPU per stored batch), so a consumer of e
 input partition would cost the broker as much as the worker's own fetches. That cost
 grows with the broker's log (docs/benchmarks.md), so the results are also given per
 window of sending time, with the worker's own fetches' round trip in each
-(``crm_fetch_round_trip_seconds``, scraped every :data:`FETCH_SAMPLE_S`).
+(``crm_fetch_round_trip_seconds``, scraped every :data:`FETCH_SAMPLE_S`). The worker
+fetches with its own longest wait (``CRM_FETCH_MAX_WAIT_MS``, 100 ms unless a
+``--setting`` says otherwise), and so do the bench's consumers: on the embedded broker
+the wait is also the time a fetch has to gather its partitions, and a partition it did
+not reach is answered without records (``bench.fetch_partitions``); at 10 ms the worker's
+p99 to the alert was twice what it is at 100 (docs/benchmarks.md).
 
     python -m bench.latency --rate 1000 [--seconds 60] [--customers 50000]
 
@@ -41,9 +46,6 @@ from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.workerproc import WorkerProcess, worker_env
 
-#: Longest a fetch may wait at the broker, the worker's and the bench's consumers: the
-#: embedded broker holds a fetch up to this long when it has nothing new.
-FETCH_MAX_WAIT_MS = 10
 #: The input partition (of each input topic) whose events the plain consumer reads.
 SAMPLED_PARTITION = 0
 #: Seconds of sending time per row of :meth:`Latency.windows`.
@@ -186,7 +188,7 @@ def live_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
 
@@ -266,15 +268,16 @@ def measure(
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
     ):
-        settings = Settings(kafka_bootstrap=broker.bootstrap)
-        env = worker_env(
-            broker.bootstrap,
-            Path(tmp) / "w1",
-            CRM_TABLE_STORE="rocksdb",
-            CRM_PRODUCER_MAX_BATCH_BYTES="16384",
-            CRM_FETCH_MAX_WAIT_MS=str(FETCH_MAX_WAIT_MS),
+        worker_settings = {
+            "CRM_TABLE_STORE": "rocksdb",
+            "CRM_PRODUCER_MAX_BATCH_BYTES": "16384",
             **(worker_settings or {}),
-        )
+        }
+        settings = Settings(kafka_bootstrap=broker.bootstrap)
+        if "CRM_FETCH_MAX_WAIT_MS" in worker_settings:  # the bench's consumers wait alike
+            wait_ms = int(worker_settings["CRM_FETCH_MAX_WAIT_MS"])
+            settings = settings.model_copy(update={"fetch_max_wait_ms": wait_ms})
+        env = worker_env(broker.bootstrap, Path(tmp) / "w1", **worker_settings)
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             worker.wait_ready(timeout_s=120)

@@ -146,6 +146,9 @@ async def run(
         name: AIOKafkaConsumer(
             **settings.kafka_client_options(),
             enable_auto_commit=False,
+            # The topics are new: from their start, or a consumer that resets to their
+            # end after the first sends (its first fetch waits up to the wait) misses them.
+            auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_wait_ms,
         )
         for name in READERS

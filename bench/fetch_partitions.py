@@ -13,10 +13,10 @@ timestamp (its send time), for the records of partition 0, which both consumers 
 Each consumer's fetch answers are counted too: how many times the broker answered a
 partition with no records while the high watermark it reported in the same answer was
 past the offset asked (records it had stored and acknowledged, withheld), and the
-longest run of such answers for one partition. The embedded broker gives a fetch its
-longest wait (``--fetch-wait-ms``, the worker's ``CRM_FETCH_MAX_WAIT_MS`` by default) to
-gather its partitions too: once its log makes a pass over them take longer, the
-partitions it did not reach come back empty (docs/benchmarks.md).
+longest run of such answers for one partition. The embedded broker seems to give a fetch
+its longest wait (``--fetch-wait-ms``, the worker's ``CRM_FETCH_MAX_WAIT_MS`` by default)
+to gather its partitions too: once its log makes a pass over them take longer, such
+answers become common (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ window of sending time, with the worker's own fetches' round trip in each
 (``crm_fetch_round_trip_seconds``, scraped every :data:`FETCH_SAMPLE_S`). The worker
 fetches with its own longest wait (``CRM_FETCH_MAX_WAIT_MS``, 100 ms unless a
 ``--setting`` says otherwise), and so do the bench's consumers: on the embedded broker
-the wait is also the time a fetch has to gather its partitions, and a partition it did
-not reach is answered without records (``bench.fetch_partitions``); at 10 ms the worker's
-p99 to the alert was twice what it is at 100 (docs/benchmarks.md).
+a short wait leaves partitions of a fetch answered without records it has stored
+(``bench.fetch_partitions``); at 10 ms the worker's p99 to the alert was twice what it
+is at 100 (docs/benchmarks.md).
 
     python -m bench.latency --rate 1000 [--seconds 60] [--customers 50000]
 

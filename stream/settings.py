@@ -149,8 +149,8 @@ class Settings(BaseSettings):
         le=30_000,
         description="Longest a fetch may wait at the broker for new records (Faust's "
         "fixed 1500 would add up to that to each event's latency on a broker that holds "
-        "fetches). The embedded broker also gives a fetch this long to gather its "
-        "partitions and answers the rest empty: at 10 its late records doubled the p99.",
+        "fetches). On the embedded broker a short wait leaves partitions of a fetch "
+        "answered without records it has: at 10 the p99 latency doubled.",
     )
     fetch_partition_bytes: int = Field(
         default=64 * 1024,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +25,7 @@ from stream.settings import Settings
 from stream.topics import create_topics, partition_for
 from stream.transport import Consumer, EagerWaitFirst, pause_inactive
 from tests.conftest import StartWorker
-from tests.factories import BASE_TS, DAY, feedback, purchase
+from tests.factories import BASE_TS, DAY, browse, feedback, purchase
 from tests.kafka import (
     collect,
     group_offsets,
@@ -360,6 +361,53 @@ def test_a_failed_state_write_stops_the_worker_names_the_records_and_loses_nothi
     scores = collect(settings, "scores", second_scored)
     latest = latest_by_customer(scores).get("cust-poison", {})
     assert (latest.get("purchase_count"), latest.get("revenue")) == (2, 14.0), latest
+
+
+#: Loaded by the worker's interpreter: once a scan holds re-scored states, their
+#: partition's database closes, so the scan's write fails.
+CLOSE_ON_SCAN = """
+import stream.agents
+
+rescore = stream.agents.rescore_slice
+
+
+def closing(edge, processor, partition, customer_ids, at_ms):
+    rescore(edge, processor, partition, customer_ids, at_ms)
+    store = edge.customers._rocksdb
+    if store._pending.get(partition):
+        store._db_for_partition(partition).close()
+
+
+stream.agents.rescore_slice = closing
+"""
+
+
+@pytest.mark.broker
+def test_a_scans_failed_state_write_stops_the_worker_and_says_which_scan(
+    broker: EmbeddedBroker, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(CLOSE_ON_SCAN)
+    failing = start_worker(
+        "failing", PYTHONPATH=str(inject), CRM_TABLE_STORE="rocksdb", CRM_WATERMARK_IDLE_S="1"
+    )
+    failing.wait_ready()
+    # A cart left open, then the event-time clock 200 days on: a scan re-scores it as
+    # abandoned, and records the alert in the customer's state.
+    cart = browse("c1", "quiet-1", BASE_TS, "add_to_cart")
+    later = browse("v1", "zed", BASE_TS + 200 * DAY, "view")
+    send(settings, [(settings.topic_browsing, b"quiet-1", orjson.dumps(cart))])
+    send(settings, [(settings.topic_browsing, b"zed", orjson.dumps(later))])
+    assert failing.proc.wait(timeout=90) != 0
+    log = failing.log_path.read_text(errors="replace")
+    partition = partition_for("quiet-1", settings.topic_partitions)
+    assert re.search(
+        rf"storing the states of 1 customers re-scored by the scan of partition {partition} "
+        r"at \d+ failed: stopping the worker",
+        log,
+    ), log[-3000:]
 
 
 @pytest.mark.broker

@@ -24,6 +24,7 @@ from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 from stream.topics import create_topics, partition_for
 from stream.transport import Consumer, EagerWaitFirst, pause_inactive
+from stream.workerproc import WorkerProcess
 from tests.conftest import StartWorker
 from tests.factories import BASE_TS, DAY, browse, feedback, purchase
 from tests.kafka import (
@@ -252,6 +253,18 @@ def test_a_stopped_service_says_so_as_mode_does() -> None:
     assert asyncio.run(run()) == WaitResults([], [], True)
 
 
+def start_failing(
+    start_worker: StartWorker, tmp_path: Path, sitecustomize: str, **env: str
+) -> WorkerProcess:
+    """A worker named "failing" whose interpreter loads ``sitecustomize`` first, ready."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(sitecustomize)
+    failing = start_worker("failing", PYTHONPATH=str(inject), **env)
+    failing.wait_ready()
+    return failing
+
+
 #: Loaded by the worker's interpreter at start (``sitecustomize``): handling a message
 #: that says "poison" fails, as a state store or a broken publish would.
 FAIL_ON_POISON = """
@@ -275,11 +288,7 @@ def test_a_message_whose_handling_fails_stops_the_worker_and_is_read_again(
     broker: EmbeddedBroker, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(FAIL_ON_POISON)
-    failing = start_worker("failing", PYTHONPATH=str(inject))
-    failing.wait_ready()
+    failing = start_failing(start_worker, tmp_path, FAIL_ON_POISON)
     poison = feedback("poison-1", "cust-1", BASE_TS + DAY, "poison", rating=2)
     send(
         settings,
@@ -336,11 +345,7 @@ def test_a_failed_state_write_stops_the_worker_names_the_records_and_loses_nothi
     offset was committed on the way out, the next worker counts it exactly once (its
     state recovered from the changelog, or the purchase read again)."""
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(CLOSE_ON_POISON)
-    failing = start_worker("failing", PYTHONPATH=str(inject), CRM_TABLE_STORE="rocksdb")
-    failing.wait_ready()
+    failing = start_failing(start_worker, tmp_path, CLOSE_ON_POISON, CRM_TABLE_STORE="rocksdb")
     first = purchase("p1", "cust-poison", BASE_TS, 9.5)
     send(settings, [(settings.topic_purchases, b"cust-poison", orjson.dumps(first))])
     assert failing.proc.wait(timeout=60) != 0
@@ -387,13 +392,9 @@ def test_a_scans_failed_state_write_stops_the_worker_and_says_which_scan(
     broker: EmbeddedBroker, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap)
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(CLOSE_ON_SCAN)
-    failing = start_worker(
-        "failing", PYTHONPATH=str(inject), CRM_TABLE_STORE="rocksdb", CRM_WATERMARK_IDLE_S="1"
+    failing = start_failing(
+        start_worker, tmp_path, CLOSE_ON_SCAN, CRM_TABLE_STORE="rocksdb", CRM_WATERMARK_IDLE_S="1"
     )
-    failing.wait_ready()
     # A cart left open, then the event-time clock 200 days on: a scan re-scores it as
     # abandoned, and records the alert in the customer's state.
     cart = browse("c1", "quiet-1", BASE_TS, "add_to_cart")

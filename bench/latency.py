@@ -41,10 +41,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.compare import FullCollections, env_setting
+from bench.throughput import product_env
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
-from stream.workerproc import WorkerProcess, worker_env
+from stream.workerproc import WorkerProcess
 
 #: The input partition (of each input topic) whose events the plain consumer reads.
 SAMPLED_PARTITION = 0
@@ -268,16 +269,11 @@ def measure(
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker,
     ):
-        worker_settings = {
-            "CRM_TABLE_STORE": "rocksdb",
-            "CRM_PRODUCER_MAX_BATCH_BYTES": "16384",
-            **(worker_settings or {}),
-        }
+        env = product_env(broker.bootstrap, Path(tmp) / "w1", **(worker_settings or {}))
         settings = Settings(kafka_bootstrap=broker.bootstrap)
-        if "CRM_FETCH_MAX_WAIT_MS" in worker_settings:  # the bench's consumers wait alike
-            wait_ms = int(worker_settings["CRM_FETCH_MAX_WAIT_MS"])
+        if "CRM_FETCH_MAX_WAIT_MS" in env:  # the bench's consumers wait alike
+            wait_ms = int(env["CRM_FETCH_MAX_WAIT_MS"])
             settings = settings.model_copy(update={"fetch_max_wait_ms": wait_ms})
-        env = worker_env(broker.bootstrap, Path(tmp) / "w1", **worker_settings)
         worker = WorkerProcess(env, Path(tmp) / "worker.log")
         try:
             worker.wait_ready(timeout_s=120)

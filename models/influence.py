@@ -262,9 +262,15 @@ class CoPurchaseInfluence:
 
     def degree(self, customer_id: str) -> int:
         """Distinct customers linked to this one, as leader or follower."""
-        neighbours = set(self.followers.get(customer_id, ()))
-        neighbours.update(self.leaders.get(customer_id, ()))
-        return len(neighbours)
+        # Each side is distinct already: a set only when both have some (a set of a
+        # customer's followers at each score went through Followers' __iter__).
+        followers = self.followers.get(customer_id)
+        leaders = self.leaders.get(customer_id)
+        if not followers:
+            return len(leaders) if leaders else 0
+        if not leaders:
+            return len(followers)
+        return len(set(followers.ids).union(leaders))
 
     def forget(self, customer_id: str) -> None:
         """Keep nothing of the customer: their links, both ways, and their purchases."""

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import math
 import pickle
+
+import pytest
 
 from models.churn import ChurnModel, churn_features
 from models.features import DAY_MS, CustomerState, apply_event
@@ -80,6 +83,35 @@ def test_risk_grows_while_a_customer_is_silent() -> None:
     assert model.tier(0.1) == "low" and model.tier(0.5) == "medium" and model.tier(0.9) == "high"
     clone = pickle.loads(pickle.dumps(model))
     assert clone.predict_proba(silent, now) == model.predict_proba(silent, now)
+
+
+def scaled_then_weighed(model: ChurnModel, state: CustomerState, now: int) -> float:
+    """River's way: each feature scaled into a dict, then weighed (until 2026-12-07)."""
+    scaled = model.model["StandardScaler"].transform_one(churn_features(state, now))
+    logit = model.avg_intercept + sum(model.avg_weights.get(k, 0.0) * v for k, v in scaled.items())
+    return 1.0 / (1.0 + math.exp(-min(max(logit, -30.0), 30.0)))
+
+
+def test_the_scaler_folded_into_the_weights_predicts_as_scaling_each_feature() -> None:
+    model = ChurnModel(horizon_days=30)
+    states = {c: bought(c, BASE_TS) for c in "abcdefgh"}
+    assert model.predict_proba(states["a"], BASE_TS) == 0.5  # nothing learned
+    for week in range(1, 30):
+        now = BASE_TS + week * 7 * DAY_MS
+        for c in "abc" if week % 3 else "abcdef":
+            states[c] = bought(c, now, states[c])
+            model.on_purchase(c, now)
+        model.mature(now)
+        for state in states.values():
+            model.snapshot(state, now)
+            # Each week's labels change the weights: predictions follow them.
+            expected = scaled_then_weighed(model, state, now + DAY_MS)
+            assert model.predict_proba(state, now + DAY_MS) == pytest.approx(expected, rel=1e-12)
+    assert sum(model.labels_learned.values()) > 100
+    clone = pickle.loads(pickle.dumps(model))
+    assert "_folded" not in pickle.dumps(model).decode("latin-1")
+    for state in states.values():
+        assert clone.predict_proba(state, now) == model.predict_proba(state, now)
 
 
 def test_features_are_finite_for_a_fresh_customer() -> None:

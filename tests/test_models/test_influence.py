@@ -91,7 +91,9 @@ def test_links_stated_as_of_their_leaders_older_links_weigh_as_if_decayed_at_eac
     now = 3_000 * DAY_MS
     for customer in "abcdefgh":
         assert graph.influence(customer, now) == pytest.approx(eager.influence(customer, now))
+        linked = set(graph.followers.get(customer, ())) | set(graph.leaders.get(customer, ()))
         assert set(graph.followers.get(customer, ())) == set(eager.followers.get(customer, ()))
+        assert graph.degree(customer) == len(linked)
 
 
 def test_influence_halves_with_its_half_life() -> None:

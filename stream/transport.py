@@ -34,6 +34,7 @@ from mode.utils.times import Seconds
 from stream import metrics
 from stream.sink import BatchSink
 from stream.stores import RocksDBMemory
+from stream.topics import hash_keys
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +331,8 @@ class Consumer(EagerWaitFirst, faust_aiokafka.Consumer):
                     held_from = n
                     ahead = order[n : n + READ_AHEAD_RECORDS]
                     state.read_ahead((r.partition, r.key) for _, r in ahead)
+                    # Handlers check each record's partition against its key's hash.
+                    hash_keys(r.key for _, r in ahead)
                 if not flow_control.is_active():
                     await flow_control.acquire()
                 if (

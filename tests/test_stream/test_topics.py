@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.producer import route
-from stream.topics import murmur2, partition_for
+from stream import topics
+from stream.topics import hash_keys, murmur2, murmur2_many, partition_for
 
 TOPICS = {"purchase": "p", "browse": "b", "feedback": "f"}
 
@@ -20,6 +21,20 @@ def test_partition_for_matches_kafkas_default_partitioner(key: str, n: int) -> N
 @given(st.binary(max_size=64))
 def test_murmur2_is_kafkas(data: bytes) -> None:
     assert murmur2(data) == aiokafka_murmur2(data)
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30))
+def test_murmur2_of_many_keys_at_once_is_each_ones(keys: list[bytes]) -> None:
+    assert murmur2_many(keys).tolist() == [aiokafka_murmur2(key) for key in keys]
+
+
+@given(st.lists(st.text(min_size=1, max_size=20), max_size=40), st.integers(1, 64))
+def test_partitions_of_keys_hashed_ahead_are_kafkas(keys: list[str], n: int) -> None:
+    hash_keys([key.encode() for key in keys[::2]])
+    parts = list(range(n))
+    for key in keys:
+        assert partition_for(key, n) == DefaultPartitioner()(key.encode(), parts, parts)
+    assert len(topics._KEY_HASHES) <= topics.KEY_HASHES_KEPT
 
 
 def test_route_reads_only_what_routing_needs() -> None:

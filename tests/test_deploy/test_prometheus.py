@@ -28,7 +28,7 @@ def exported_series() -> set[str]:
     """Every series name the worker's /metrics can carry."""
     names: set[str] = set()
     for value in vars(metrics).values():
-        if isinstance(value, (MetricWrapperBase, metrics.LoopHistogram)):
+        if isinstance(value, (MetricWrapperBase, metrics.LoopCollector)):
             for family in value.describe():
                 names.update(family.name + suffix for suffix in SUFFIXES[family.type])
     return names

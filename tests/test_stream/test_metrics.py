@@ -1,12 +1,12 @@
-"""The worker's own histogram type against prometheus-client's."""
+"""The worker's own histogram and counter types against prometheus-client's."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from stream.metrics import AGE_BUCKETS, LoopHistogram
+from stream.metrics import AGE_BUCKETS, LoopCounter, LoopHistogram
 
 amounts = st.lists(
     st.one_of(
@@ -34,4 +34,15 @@ def test_a_loop_histogram_is_exposed_as_prometheus_clients_own(
         for value in values:
             reference.labels(topic).observe(value)
             mine.labels(topic).observe(value)
+    assert exposition(ours) == exposition(theirs)
+
+
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.floats(0, 1e6, allow_nan=False)), max_size=30))
+def test_a_loop_counter_is_exposed_as_prometheus_clients_own(incs: list[tuple[str, float]]) -> None:
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    reference = Counter("c_total", "Doc.", ["topic", "outcome"], registry=theirs)
+    mine = LoopCounter("c_total", "Doc.", ["topic", "outcome"], registry=ours)
+    for topic, amount in incs:
+        reference.labels(topic, "ok").inc(amount)
+        mine.labels(topic, "ok").inc(amount)
     assert exposition(ours) == exposition(theirs)

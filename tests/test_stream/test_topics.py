@@ -5,8 +5,8 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.producer import route
 from stream import topics
+from stream.producer import route
 from stream.topics import hash_keys, murmur2, murmur2_many, partition_for
 
 TOPICS = {"purchase": "p", "browse": "b", "feedback": "f"}

@@ -431,12 +431,14 @@ class ChurnModel(MaturingRecords[_Snapshot]):
     def _proba(self, features: dict[str, float]) -> float:
         names = tuple(features)
         folded = self._folded
-        if folded is None or folded.labels != self._labels() or folded.names != names:
+        if folded is None or folded.labels != self.learned or folded.names != names:
             folded = self._folded = self._fold(names)
         logit = folded.intercept + sum(map(operator.mul, folded.coefs, features.values()))
         return 1.0 / (1.0 + math.exp(-min(max(logit, -30.0), 30.0)))
 
-    def _labels(self) -> int:
+    @property
+    def learned(self) -> int:
+        """Labels learned, of both outcomes."""
         return self.labels_learned[0] + self.labels_learned[1]
 
     def _fold(self, names: tuple[str, ...]) -> FoldedWeights:
@@ -451,7 +453,7 @@ class ChurnModel(MaturingRecords[_Snapshot]):
             coef = self.avg_weights.get(name, 0.0) / var**0.5 if var else 0.0
             intercept -= coef * scaler.means.get(name, 0.0)
             coefs.append(coef)
-        return FoldedWeights(self._labels(), names, intercept, tuple(coefs))
+        return FoldedWeights(self.learned, names, intercept, tuple(coefs))
 
     def recent_auc(self) -> float | None:
         """Prequential AUC over the last matured labels (each predicted before it was
@@ -475,7 +477,7 @@ class ChurnModel(MaturingRecords[_Snapshot]):
     @property
     def ready(self) -> bool:
         """Enough matured labels for its opinion to be worth an alert."""
-        return sum(self.labels_learned.values()) >= MIN_LABELS_FOR_ALERTS
+        return self.learned >= MIN_LABELS_FOR_ALERTS
 
     def drivers(
         self,
@@ -540,7 +542,7 @@ class ChurnModel(MaturingRecords[_Snapshot]):
         self.model.learn_one(features, churned)
         self.labels_learned[int(churned)] += 1
         regression = self.model["LogisticRegression"]
-        rate = max(1.0 / sum(self.labels_learned.values()), 1.0 / self.averaging_window)
+        rate = max(1.0 / self.learned, 1.0 / self.averaging_window)
         for name, weight in regression.weights.items():
             avg = self.avg_weights.get(name, 0.0)
             self.avg_weights[name] = avg + rate * (weight - avg)

@@ -90,7 +90,7 @@ def models_view(edge: Edge) -> dict[str, Any]:
             "clock_ms": processor.clock_ms,
         }
         if isinstance(scorer, RetentionModels):
-            view["churn_labels_learned"] = sum(scorer.churn.labels_learned.values())
+            view["churn_labels_learned"] = scorer.churn.learned
             view["sentiment_texts_learned"] = scorer.sentiment.learned
             view["segments_learned"] = scorer.segments.seen
         checkpoint = edge.models.checkpoints.get(partition)

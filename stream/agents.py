@@ -1,10 +1,10 @@
 """A handler per input topic (decode, route, apply, publish), called on each message
 where the consumer fetches it (:meth:`stream.transport.Conductor.handle`: no stream in
-between), thin agents for scan ticks (re-score the quiet customers of a partition) and
-for feedback outcomes (the sentiment-surge detector, on one partition so that it sees
-every customer), plus a timer that moves the event-time clock when input partitions go
-idle and writes the models' checkpoints, and the rebalance and shutdown hooks that write
-and forget them.
+between), and one the same way for feedback outcomes (the sentiment-surge detector, on
+one partition so that it sees every customer); a thin agent for scan ticks (re-score
+the quiet customers of a partition), a timer that moves the event-time clock when input
+partitions go idle and writes the models' checkpoints, and the rebalance and shutdown
+hooks that write and forget them.
 
 Errors at the Kafka edge are logged with topic, partition and offset, and decided
 explicitly: bad input and processing failures go to the dead-letter topic and the
@@ -198,6 +198,21 @@ class Edge:
                 log.error("surge detector checkpoint not restored, starting anew: %s", exc)
             self.surge = SurgeWatch(detector or fresh)
         return self.surge
+
+    def observe_feedback(self, record: Record) -> None:
+        """Feed one feedback outcome (``publish``'s signal) to the surge detector, and
+        publish its alert if it has one. Handled where it is fetched, as the input is:
+        through a Faust agent's stream each outcome cost about 50 us
+        (docs/benchmarks.md). A signal this worker cannot read stops it (the handler's
+        failure path): only the worker writes them."""
+        watch = self.surge_watch()
+        if record.offset <= self.surge_restored_offset:
+            return  # counted before the restart: its checkpoint has it
+        signal = orjson.loads(record.value or b"")
+        alert = watch.observe(int(signal["ts"]), bool(signal["negative"]))
+        self.surge_offset = record.offset
+        if alert is not None:
+            self.publish_alert(alert.kind.value, alert)
 
     def checkpoint_surge(self) -> None:
         if self.surge is None or self.surge_offset is None:
@@ -574,29 +589,17 @@ def register(sa: ScorerApp) -> Edge:
             "event_loop": type(asyncio.get_event_loop_policy()).__module__.split(".")[0],
         }
     )
+    conductor = cast(transport.Conductor, sa.app.topics)
     for name, (topic, expected) in sa.topics.inputs.items():
         handler = TopicHandler(edge, name, expected)  # type: ignore[arg-type]
-
-        cast(transport.Conductor, sa.app.topics).handle(
-            topic, handler.handle, edge.sink, edge.customers
-        )
+        conductor.handle(topic, handler.handle, edge.sink, edge.customers)
+    conductor.handle(sa.topics.feedback_signals, edge.observe_feedback, edge.sink)
 
     async def scan(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             at_ms = int(orjson.loads(message.value)["at"])
             await scan_partition(edge, message.partition, at_ms)
-
-    async def surge(stream: Any) -> None:
-        async for event in stream.events():
-            watch = edge.surge_watch()
-            if event.message.offset <= edge.surge_restored_offset:
-                continue  # counted before the restart: its checkpoint has it
-            signal = orjson.loads(event.message.value)
-            alert = watch.observe(int(signal["ts"]), bool(signal["negative"]))
-            edge.surge_offset = event.message.offset
-            if alert is not None:
-                edge.publish_alert(alert.kind.value, alert)
 
     async def clock() -> None:
         await edge.on_timer()
@@ -629,7 +632,6 @@ def register(sa: ScorerApp) -> Edge:
         edge.checkpoint_surge()
 
     sa.app.agent(sa.topics.scan, name="scan-quiet-customers")(scan)
-    sa.app.agent(sa.topics.feedback_signals, name="detect-sentiment-surge")(surge)
     sa.app.timer(interval=min(1.0, sa.settings.watermark_idle_s / 2))(clock)
     sa.app.timer(interval=LOOP_PROBE_S)(loop_probe)
     return edge

@@ -463,7 +463,8 @@ class Conductor(FaustConductor):
         second, docs/benchmarks.md). ``sink``: the record batches the handlers append
         to, waited for when too many are not yet handed to the producer. ``state``: what
         the handlers read and write, read ahead and written behind
-        :data:`READ_AHEAD_RECORDS` records at a time (:class:`HandledState`).
+        :data:`READ_AHEAD_RECORDS` records at a time (:class:`HandledState`); one for
+        all the handlers, kept when a later topic's handler gives none.
 
         Kept from Faust's path: a rebalance holds the records back (flow control), one
         fetched before it is left for the new assignment to read again, and a record
@@ -473,7 +474,8 @@ class Conductor(FaustConductor):
         self.add(topic)
         self.handlers[topic.get_topic_name()] = handle
         self.sink = sink
-        self.handled_state = state
+        if state is not None:
+            self.handled_state = state
 
 
 class Transport(faust_aiokafka.Transport):

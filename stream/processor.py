@@ -6,9 +6,8 @@ tested here is what runs in production.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from models.alerting import AlertDecision, AlertPolicy, event_time, surge_alert
 from models.features import (
@@ -34,9 +33,9 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Processed:
-    """The outcome of one applied event (or one scan of a quiet customer)."""
+class Processed(NamedTuple):
+    """The outcome of one applied event (or one scan of a quiet customer). A named tuple,
+    as :class:`models.scoring.Scores` is: cheaper to make than a frozen dataclass."""
 
     state: CustomerState
     ts_ms: int  # event time of the event, or of the scan

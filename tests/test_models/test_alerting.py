@@ -51,8 +51,8 @@ def test_unrated_feedback_alerts_only_when_a_trained_model_reads_it_negative() -
     unrated = feedback("f", "c", BASE_TS, "terrible")
     negative = Scores(sentiment_proba=0.05, sentiment_ready=True)
     assert alerts_for(unrated, negative) == [("negative_feedback", "medium")]
-    assert alerts_for(unrated, dataclasses.replace(negative, sentiment_ready=False)) == []
-    assert alerts_for(unrated, dataclasses.replace(negative, sentiment_proba=0.3)) == []
+    assert alerts_for(unrated, negative._replace(sentiment_ready=False)) == []
+    assert alerts_for(unrated, negative._replace(sentiment_proba=0.3)) == []
 
 
 def test_alert_id_is_deterministic_and_kind_specific() -> None:
@@ -108,7 +108,7 @@ def test_a_quiet_customer_in_the_high_tier_alerts_with_drivers_and_value_at_risk
     assert bought.churn_alerted_tier == ""
     for quiet_days, ready in ((3, True), (10, False)):
         at = BASE_TS + (2 + quiet_days) * DAY_MS
-        assert scan(bought, at, dataclasses.replace(scores, churn_ready=ready))[1] == []
+        assert scan(bought, at, scores._replace(churn_ready=ready))[1] == []
     assert scan(bought, BASE_TS + 12 * DAY_MS, scores)[1] != []
 
 

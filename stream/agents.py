@@ -536,8 +536,9 @@ async def scan_partition(edge: Edge, partition: int, at_ms: int) -> None:
     # rescore may publish for: the others, decoded, were most of a scan's time.
     ids = [
         customer_id
-        for customer_id, raw in partition_items(table, partition, edge.sa.input_partitions)
-        if may_be_rescored(raw)
+        for customer_id, _ in partition_items(
+            table, partition, edge.sa.input_partitions, may_be_rescored
+        )
     ]
     for start in range(0, len(ids), SCAN_SLICE):
         if start:

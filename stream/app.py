@@ -22,6 +22,7 @@ from stream.recovery import TableManager
 from stream.replay import load_models
 from stream.settings import Settings
 from stream.stores import RELEASE_INTERVAL_S, RocksDBMemory
+from stream.tables import customer_id_of
 from stream.topics import TABLE_PARTITIONS, partition_for
 
 
@@ -61,22 +62,27 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def partition_items(table: Any, partition: int, partitions: int) -> Iterator[tuple[str, bytes]]:
+def partition_items(
+    table: Any, partition: int, partitions: int, wanted: Callable[[bytes], bool] | None = None
+) -> Iterator[tuple[str, bytes]]:
     """The (customer id, value) pairs of one partition of a table keyed by customer id (as
-    written: a worker writes a customer only in its own partition's context). On RocksDB
-    Faust keeps one database per partition: only that one is walked. Walking the whole
-    table for each partition's model tick held the event loop 3-5 s at 95,000 customers
-    (docs/benchmarks.md)."""
+    written: a worker writes a customer only in its own partition's context) whose value
+    is ``wanted``. On RocksDB Faust keeps one database per partition: only that one is
+    walked. Walking the whole table for each partition's model tick held the event loop
+    3-5 s at 95,000 customers (docs/benchmarks.md). Only a wanted value's key is decoded:
+    the scans and the ticks want a third to a half of the customers, and decoding every
+    key through Faust's serializers was 1% of the worker's samples."""
     store = table.data
     databases = getattr(store, "_dbs", None)  # faust.stores.rocksdb.Store (pinned)
     if isinstance(databases, dict) and hasattr(store, "_visible_items"):
         database = databases.get(partition)
         if database is not None:
             for key, value in store._visible_items(database):
-                yield store._decode_key(key), value
+                if wanted is None or wanted(value):
+                    yield customer_id_of(key), value
         return
     for customer_id, raw in table.items():
-        if partition_for(customer_id, partitions) == partition:
+        if partition_for(customer_id, partitions) == partition and (wanted is None or wanted(raw)):
             yield customer_id, raw
 
 
@@ -189,9 +195,8 @@ def build_app(settings: Settings, input_partitions: int) -> ScorerApp:
     def new_processor(partition: int, scorer: RetentionModels | None = None) -> EventProcessor:
         def buyers_of_partition() -> Iterator[CustomerState]:
             # The ticks learn from buyers only: the others are not decoded.
-            for _, raw in partition_items(customers, partition, input_partitions):
-                if may_have_bought(raw):
-                    yield CustomerState.from_bytes(raw)
+            for _, raw in partition_items(customers, partition, input_partitions, may_have_bought):
+                yield CustomerState.from_bytes(raw)
 
         if scorer is None:
             scorer = copy.deepcopy(warm) if warm else RetentionModels(settings.models())

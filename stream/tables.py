@@ -28,6 +28,12 @@ def customer_key(customer_id: str) -> bytes:
     return orjson.dumps(customer_id)
 
 
+def customer_id_of(key: bytes) -> str:
+    """The customer id of a table key (:func:`customer_key`), as Faust decodes it."""
+    customer_id: str = orjson.loads(key)
+    return customer_id
+
+
 class CustomerTable:
     """Customer id -> ``CustomerState`` bytes, in a Faust table (``stream.app.raw_table``).
 

@@ -30,3 +30,5 @@ def test_a_partitions_walk_reads_its_own_rocksdb_database_and_no_other(tmp_path:
         walked = list(partition_items(table, p, PARTITIONS))
         assert len(walked) == len(written[p]) > 0
         assert set(walked) == written[p]
+        odd = list(partition_items(table, p, PARTITIONS, lambda v: v[-3] in b"13579"))
+        assert set(odd) == {(c, v) for c, v in written[p] if int(c[1:]) % 2}

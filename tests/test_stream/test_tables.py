@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from stream.app import faust_app, partition_items, raw_table
 from stream.settings import Settings
 from stream.stores import RocksDBStore
-from stream.tables import CustomerTable, customer_key
+from stream.tables import CustomerTable, customer_id_of, customer_key
 
 PARTITIONS = 4
 
@@ -72,6 +72,7 @@ def test_what_the_table_writes_faust_reads_and_the_changelog_carries(
 @given(st.text(max_size=64))
 def test_a_customers_key_is_fausts_json_key_encoding(customer_id: str) -> None:
     assert customer_key(customer_id) == SERIALIZERS.dumps_key(str, customer_id, serializer="json")
+    assert customer_id_of(customer_key(customer_id)) == customer_id
 
 
 SERIALIZERS = faust_app(Settings(table_store="memory"), PARTITIONS).serializers

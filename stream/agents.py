@@ -203,16 +203,45 @@ class Edge:
         """Feed one feedback outcome (``publish``'s signal) to the surge detector, and
         publish its alert if it has one. Handled where it is fetched, as the input is:
         through a Faust agent's stream each outcome cost about 50 us
-        (docs/benchmarks.md). A signal this worker cannot read stops it (the handler's
-        failure path): only the worker writes them."""
+        (docs/benchmarks.md). One it cannot read is dead-lettered."""
         watch = self.surge_watch()
         if record.offset <= self.surge_restored_offset:
             return  # counted before the restart: its checkpoint has it
-        signal = orjson.loads(record.value or b"")
-        alert = watch.observe(int(signal["ts"]), bool(signal["negative"]))
         self.surge_offset = record.offset
+        try:
+            signal = orjson.loads(record.value or b"")
+            ts_ms, negative = int(signal["ts"]), bool(signal["negative"])
+        except (LookupError, TypeError, ValueError) as exc:
+            # Not the worker's: a crash would read it again at each restart.
+            self.dead_letter(record, RejectReason.INVALID, f"not a feedback outcome: {exc!r}")
+            return
+        alert = watch.observe(ts_ms, negative)
         if alert is not None:
             self.publish_alert(alert.kind.value, alert)
+
+    def dead_letter(self, record: Record, code: RejectReason, reason: str) -> None:
+        """Park a record on the dead-letter topic with the reason, count it, and go on."""
+        # A flood of bad input must not flood the log: every one is on the dead-letter
+        # topic and counted; the log gets a sample, with how many it left out.
+        if self.dead_letter_log.allow():
+            unlogged, self.dead_letters_unlogged = self.dead_letters_unlogged, 0
+            log.warning(
+                "dead-lettered %s[%d]@%d (%s): %s%s",
+                record.topic,
+                record.partition,
+                record.offset,
+                code.value,
+                reason,
+                f" ({unlogged} more dead-lettered since the last line)" if unlogged else "",
+            )
+        else:
+            self.dead_letters_unlogged += 1
+        letter = dead_letter_record(record, code, reason, self.settings.dead_letter_max_value_bytes)
+        self.sa.topics.dead_letter.send_soon(
+            key=record.key, value=orjson.dumps(letter.model_dump(mode="json"))
+        )
+        metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
+        metrics.DEAD_LETTERS.labels(record.topic, code.value).inc()
 
     def checkpoint_surge(self) -> None:
         if self.surge is None or self.surge_offset is None:
@@ -421,7 +450,7 @@ class TopicHandler:
                 max_bytes=self.settings.max_message_bytes,
             )
         except Rejected as rej:
-            self.dead_letter(record, rej.code, rej.reason)
+            self.edge.dead_letter(record, rej.code, rej.reason)
             return
         customer_id = event.customer_id
         partition = self.owner_partition(record, customer_id)
@@ -435,7 +464,7 @@ class TopicHandler:
             result = processor.process(before, event, SourcePosition(*where), watermark)
         except Exception as exc:  # a bug must not stop the partition: park the record
             log.exception("processing failed at %s[%d]@%d", *where)
-            self.dead_letter(record, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
+            self.edge.dead_letter(record, RejectReason.PROCESSING_ERROR, repr(exc)[:500])
             return
         if result is None:
             metrics.EVENTS.labels(record.topic, "duplicate").inc()
@@ -477,7 +506,7 @@ class TopicHandler:
         except UnicodeDecodeError:
             customer_id = ""
         if not 0 < len(customer_id) <= ID_MAX_CHARS:
-            self.dead_letter(
+            self.edge.dead_letter(
                 record,
                 RejectReason.INVALID,
                 "a tombstone (forget a customer) needs the customer id as its key",
@@ -497,29 +526,6 @@ class TopicHandler:
         metrics.EVENTS.labels(record.topic, "forgotten").inc()
         # The position, not the id: the log should not become a list of who asked.
         log.info("forgot a customer at %s[%d]@%d", record.topic, record.partition, record.offset)
-
-    def dead_letter(self, record: Record, code: RejectReason, reason: str) -> None:
-        # A flood of bad input must not flood the log: every one is on the dead-letter
-        # topic and counted; the log gets a sample, with how many it left out.
-        if self.edge.dead_letter_log.allow():
-            unlogged, self.edge.dead_letters_unlogged = self.edge.dead_letters_unlogged, 0
-            log.warning(
-                "dead-lettered %s[%d]@%d (%s): %s%s",
-                record.topic,
-                record.partition,
-                record.offset,
-                code.value,
-                reason,
-                f" ({unlogged} more dead-lettered since the last line)" if unlogged else "",
-            )
-        else:
-            self.edge.dead_letters_unlogged += 1
-        letter = dead_letter_record(record, code, reason, self.settings.dead_letter_max_value_bytes)
-        self.sa.topics.dead_letter.send_soon(
-            key=record.key, value=orjson.dumps(letter.model_dump(mode="json"))
-        )
-        metrics.EVENTS.labels(record.topic, "dead_lettered").inc()
-        metrics.DEAD_LETTERS.labels(record.topic, code.value).inc()
 
 
 def _or_nan(value: float | None) -> float:

@@ -29,7 +29,8 @@ framework and the worker's own plumbing cost, a/c what the product's work costs 
 of the framework's; results in docs/benchmarks.md. (b) and (a) run in turns, ``--rounds``
 times, and the ratio is the median of each round's: on a shared 2-core machine the
 speed of both drifts by a third within minutes, so one (b) then one (a) could give a
-ratio off by as much.
+ratio off by as much. (a) runs first in the even rounds, so that a machine slowing down
+(or speeding up) through a run favours neither.
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ FLOOR_NAMES = {
 
 @dataclass(frozen=True)
 class Round:
-    """The bound, then the product, one after the other."""
+    """The bound and the product, one after the other (in either order)."""
 
     bound: Run
     product: Run
@@ -297,13 +298,21 @@ def measure(
         settings = Settings(kafka_bootstrap=broker.bootstrap)
         asyncio.run(create_bench_topics(settings, partitions))
         loaded = asyncio.run(load(settings, events))
-        turns = tuple(
-            Round(
-                asyncio.run(bound(settings, len(events), partitions)),
-                product(broker.bootstrap, len(events), Path(tmp) / f"w{n}", timeout_s),
-            )
-            for n in range(1, rounds + 1)
-        )
+
+        def take_turns(n: int) -> Round:
+            def the_bound() -> Run:
+                return asyncio.run(bound(settings, len(events), partitions))
+
+            def the_product() -> Run:
+                return product(broker.bootstrap, len(events), Path(tmp) / f"w{n}", timeout_s)
+
+            if n % 2:
+                first = the_bound()
+                return Round(first, the_product())
+            first = the_product()
+            return Round(the_bound(), first)
+
+        turns = tuple(take_turns(n) for n in range(1, rounds + 1))
         on_asyncio = product(
             broker.bootstrap,
             len(events),

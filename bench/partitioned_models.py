@@ -21,7 +21,7 @@ import orjson
 from eventdata.evaluate import _ms
 from eventdata.events import DEMO_DATA, find
 from eventdata.feedback import LabelledText, labelled_texts
-from eventdata.retail import purchase_events, read_csv_gz
+from eventdata.retail import read_csv_gz, retail_purchases
 from models.metrics import roc_auc
 from models.sentiment import SentimentModel
 from stream.replay import replay_lines
@@ -31,9 +31,7 @@ PARTITIONS = (1, 2, 4, 8)
 
 
 def churn_auc(data: Path, partitions: int) -> float:
-    events = [
-        e for e in purchase_events(read_csv_gz(find(data, "online-retail"))) if e["amount"] > 0
-    ]
+    events = [e for e in retail_purchases(find(data, "online-retail")) if e["amount"] > 0]
     as_of, end = _ms("2011-09-01"), _ms("2011-12-09T23:59:59")
     bought_after = {e["customer_id"] for e in events if as_of < e["ts"] <= end}
     labels, probas = [], []

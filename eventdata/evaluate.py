@@ -17,7 +17,7 @@ import orjson
 
 from eventdata.events import build_events, find
 from eventdata.feedback import labelled_texts
-from eventdata.retail import purchase_events, read_csv_gz
+from eventdata.retail import read_csv_gz, retail_purchases
 from models.demand import DemandTarget
 from models.features import DAY_MS
 from models.metrics import roc_auc
@@ -55,9 +55,7 @@ def churn_auc(
     Positive-amount invoices with a customer id, one purchase event per invoice, replayed
     through the worker's code; only events up to ``as_of`` are seen.
     """
-    events = [
-        e for e in purchase_events(read_csv_gz(find(data_dir, "online-retail"))) if e["amount"] > 0
-    ]
+    events = [e for e in retail_purchases(find(data_dir, "online-retail")) if e["amount"] > 0]
     as_of_ms, end_ms = _ms(as_of), _ms(end)
     result = replay_lines(
         (orjson.dumps(e) for e in events), config=config, as_of_ms=as_of_ms, scans=False
@@ -133,7 +131,7 @@ def segmentation(data_dir: Path, as_of: str = "2011-12-09T23:59:59") -> SegmentR
     import numpy as np
     from sklearn.cluster import KMeans
 
-    events = list(purchase_events(read_csv_gz(find(data_dir, "online-retail"))))
+    events = list(retail_purchases(find(data_dir, "online-retail")))
     as_of_ms = _ms(as_of)
     result = replay_lines((orjson.dumps(e) for e in events), as_of_ms=as_of_ms, scans=False)
     seg = result.models.segments
@@ -168,7 +166,7 @@ def offer_hit_rate(
     hit is one of those bought after the cutoff. The baseline offers the ``k`` most
     ordered products they lack (same models' counts).
     """
-    orders = purchase_events(read_csv_gz(find(data_dir, "online-retail")))
+    orders = retail_purchases(find(data_dir, "online-retail"))
     until = _ms(cutoff)
     models = [CoPurchaseOffers() for _ in range(partitions)]
     history: dict[str, dict[str, None]] = {}
@@ -230,7 +228,7 @@ def demand_mae(
     import numpy as np
     from sklearn.tree import DecisionTreeRegressor
 
-    events = purchase_events(read_csv_gz(find(data_dir, "online-retail")))
+    events = retail_purchases(find(data_dir, "online-retail"))
     models = RetentionModels(ModelConfig(demand_horizon_days=horizon_days))
     log: list[DemandTarget] = []
     models.demand.log = log

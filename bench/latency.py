@@ -83,6 +83,9 @@ class Latency:
     #: Scrapes of the worker's fetch round trips: (seconds from the first send, fetches
     #: so far, their seconds in all).
     fetches: list[tuple[float, float, float]]
+    #: The worker's own count of its alerts by the time the broker had stored them
+    #: (``crm_event_to_alert_seconds``, every kind): upper bound in seconds -> alerts.
+    alerts_stored: dict[float, float]
 
     def collections(self) -> str:
         return f"The worker's full garbage collections during the run: {self.full_collections}"
@@ -98,6 +101,12 @@ class Latency:
             ("the worker's own part: score's timestamp - event received so*", self.scores_own_ms),
         ):
             rows.append(f"| {name} | {len(values):,} | {p50_p99(values)} |")
+        stored = self.alerts_stored.get(math.inf, 0.0)
+        rows.append(
+            "| event to alert, stored by the broker (the worker's histogram, by bucket) "
+            f"| {stored:,.0f} | {bucket_of(self.alerts_stored, 0.5)} "
+            f"| {bucket_of(self.alerts_stored, 0.99)} |"
+        )
         rows.append(f"\n\\* the events of partition {SAMPLED_PARTITION} of each input topic")
         return "\n".join(rows)
 
@@ -143,6 +152,35 @@ def p50_p99(values: list[float]) -> str:
         return "- | -"
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return f"{cuts[49]:,.0f} ms | {cuts[98]:,.0f} ms"
+
+
+def bucket_of(buckets: dict[float, float], q: float) -> str:
+    """The histogram bucket (cumulative counts by upper bound, in seconds) holding its
+    ``q`` quantile, in milliseconds ("-" when empty)."""
+    total = buckets.get(math.inf, 0.0)
+    if not total:
+        return "-"
+    bounds = sorted(buckets)
+    upper = next(le for le in bounds if buckets[le] >= q * total)
+    lower = max((le for le in bounds if le < upper), default=0.0)
+    if upper == math.inf:
+        return f"over {lower * 1000:,.0f} ms"
+    return f"{lower * 1000:,.0f}-{upper * 1000:,.0f} ms"
+
+
+def alerts_stored(worker: WorkerProcess, timed: int, timeout_s: float = 10.0) -> dict[float, float]:
+    """``crm_event_to_alert_seconds``'s buckets, every kind together, once they count
+    ``timed`` alerts (the worker counts one as its delivery is answered, which may come a
+    moment after a consumer read it), or ``timeout_s`` on."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        buckets: dict[float, float] = {}
+        for sample in worker.samples("crm_event_to_alert_seconds_bucket"):
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
+        if buckets.get(math.inf, 0.0) >= timed or time.monotonic() > deadline:
+            return buckets
+        time.sleep(0.1)
 
 
 def _within(values: list[float], at_s: list[float], start: int) -> list[float]:
@@ -287,11 +325,18 @@ def measure(
                 live(settings, events, rate, seconds + 120, fetch_totals)
             )
             full = FullCollections.since(worker, before)
+            # The alerts read that the worker times: those behind an event.
+            timed = sum(
+                record.topic == settings.topic_alerts
+                and orjson.loads(record.value).get("event_id") is not None
+                for record, _ in records
+            )
+            stored = alerts_stored(worker, timed)
         finally:
             worker.stop()
     first_ms = min(sent_at.values(), default=0)
     at_s = [((at_ms - first_ms) / 1000, n, s) for at_ms, n, s in fetches]
-    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], [], [], full, at_s)
+    latency = Latency(rate, len(events), [], [], [], [], [], [], [], [], [], [], full, at_s, stored)
     input_received_ms: dict[str, float] = {}
     for record, received_ms in inputs:
         # The input record's timestamp is its send time (paced sets both).

@@ -325,10 +325,10 @@ class Edge:
             signal = orjson.dumps({"ts": out.ts_ms, "negative": out.feedback_negative})
             self.sink.append(self.feedback_signals_topic, 0, None, signal)
 
-    def publish_alert(self, key: str, alert: RiskAlert, received_ms: int | None = None) -> bool:
-        """Publish unless the rate limit holds it back (then count it); True if sent.
-        ``received_ms``: the Kafka timestamp of the event behind it, which the alert's
-        latency is timed from, to when the broker has stored the alert."""
+    def publish_alert(self, key: str, alert: RiskAlert, received_ms: int | None = None) -> None:
+        """Publish unless the rate limit holds it back (then count it). ``received_ms``:
+        the Kafka timestamp of the event behind it, which the alert's latency is timed
+        from, to when the broker has stored the alert."""
         if not self.rate_limit.allow():
             metrics.ALERTS_SUPPRESSED.labels(alert.kind.value, "rate_limit").inc()
             self.rate_limited += 1
@@ -340,11 +340,10 @@ class Edge:
                     alert.kind.value,
                     alert.alert_id,
                 )
-            return False
+            return
         stored = None if not received_ms or received_ms <= 0 else alert_stored(alert, received_ms)
         self.sink.append_keyed(self.alerts_topic, key, alert.model_dump_json().encode(), stored)
         metrics.ALERTS.labels(alert.kind.value).inc()
-        return True
 
     def clock_moved(self, partition: int) -> None:
         """When the partition's clock reached a scan time, tick its scan partition (the

@@ -108,6 +108,9 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     pairs = zip(result.scores_seen_ms, result.scores_ms, strict=True)
     assert all(seen >= ms - 1 for seen, ms in pairs)
     assert "event to score" in result.table()
+    # The worker timed each alert read to when the broker had stored it.
+    assert result.alerts_stored[math.inf] == len(result.alerts_ms)
+    assert "| event to alert, stored by the broker" in result.table()
     # The broker's own part, side by side: the input events of one partition of each input
     # topic (of 8), as a plain consumer got them, and the worker's own part of their scores.
     sampled = len(result.inputs_seen_ms)
@@ -119,6 +122,15 @@ def test_latency_pairs_every_score_with_the_event_behind_it() -> None:
     first, last = result.fetches[0], result.fetches[-1]
     assert first[0] <= 0 < last[0] and last[1] > first[1] and last[2] > first[2]
     assert re.search(r"\| [\d.]+ ms \([\d,]+\) \|$", result.windows().splitlines()[2])
+
+
+def test_a_histograms_quantile_is_given_as_its_bucket() -> None:
+    buckets = {0.01: 0.0, 0.05: 40.0, 0.1: 99.0, 0.25: 100.0, math.inf: 100.0}
+    assert latency.bucket_of(buckets, 0.5) == "50-100 ms"
+    assert latency.bucket_of(buckets, 0.99) == "50-100 ms"
+    assert latency.bucket_of(buckets, 0.4) == "10-50 ms"
+    assert latency.bucket_of({0.1: 1.0, math.inf: 2.0}, 0.99) == "over 100 ms"
+    assert latency.bucket_of({math.inf: 0.0}, 0.5) == "-"
 
 
 @pytest.mark.broker

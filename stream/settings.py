@@ -88,7 +88,9 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024,
         ge=4 * 1024 * 1024,
         description="RocksDB memory of the worker, all its table partitions together: one "
-        "block cache, which their memtables are charged to (at most half of it). Blocks "
+        "block cache, which their memtables are charged to (at most half of it; the cache "
+        "is sharded, so it may be passed by up to what the memtables hold: "
+        "stream/stores.py). Blocks "
         "beyond it are read through the OS's page cache: at 95,000 customers 32 MiB took "
         "2.8 KB a customer less than 256 MiB, at a speed the runs could not tell apart "
         "(docs/benchmarks.md).",

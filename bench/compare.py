@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ from bench.throughput import Run, create_bench_topics, load, product_env
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
-from stream.workerproc import WorkerProcess
+from stream.workerproc import WorkerProcess, bucket_holding
 
 #: The venv's py-spy (the ``profile`` extra), else one on the path.
 PY_SPY = shutil.which(
@@ -184,8 +185,7 @@ def longest_in(before: dict[float, float], after: dict[float, float]) -> float:
     """The upper bound of the first cumulative bucket holding every observation made
     between two scrapes of a histogram (0 if none was made)."""
     added = {le: n - before.get(le, 0.0) for le, n in after.items()}
-    total = added.get(float("inf"), 0.0)
-    return min((le for le, n in added.items() if n >= total), default=0.0) if total else 0.0
+    return bucket_holding(added, 1.0)[1] if added.get(math.inf, 0.0) else 0.0
 
 
 def top_functions(collapsed: Path, count: int = 25) -> list[tuple[str, float]]:

@@ -45,7 +45,7 @@ from bench.throughput import product_env
 from bench.workload import mixed_events
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
-from stream.workerproc import WorkerProcess
+from stream.workerproc import WorkerProcess, bucket_holding
 
 #: The input partition (of each input topic) whose events the plain consumer reads.
 SAMPLED_PARTITION = 0
@@ -157,12 +157,9 @@ def p50_p99(values: list[float]) -> str:
 def bucket_of(buckets: dict[float, float], q: float) -> str:
     """The histogram bucket (cumulative counts by upper bound, in seconds) holding its
     ``q`` quantile, in milliseconds ("-" when empty)."""
-    total = buckets.get(math.inf, 0.0)
-    if not total:
+    if not buckets.get(math.inf, 0.0):
         return "-"
-    bounds = sorted(buckets)
-    upper = next(le for le in bounds if buckets[le] >= q * total)
-    lower = max((le for le in bounds if le < upper), default=0.0)
+    lower, upper = bucket_holding(buckets, q)
     if upper == math.inf:
         return f"over {lower * 1000:,.0f} ms"
     return f"{lower * 1000:,.0f}-{upper * 1000:,.0f} ms"
@@ -174,10 +171,7 @@ def alerts_stored(worker: WorkerProcess, timed: int, timeout_s: float = 10.0) ->
     moment after a consumer read it), or ``timeout_s`` on."""
     deadline = time.monotonic() + timeout_s
     while True:
-        buckets: dict[float, float] = {}
-        for sample in worker.samples("crm_event_to_alert_seconds_bucket"):
-            le = float(sample.labels["le"])
-            buckets[le] = buckets.get(le, 0.0) + sample.value
+        buckets = worker.buckets("crm_event_to_alert_seconds")
         if buckets.get(math.inf, 0.0) >= timed or time.monotonic() > deadline:
             return buckets
         time.sleep(0.1)

@@ -34,7 +34,7 @@ from eventdata.events import build_events
 from stream.broker import EmbeddedBroker
 from stream.producer import produce_lines
 from stream.settings import Settings
-from stream.workerproc import WorkerProcess, worker_env
+from stream.workerproc import WorkerProcess, bucket_holding, worker_env
 
 MIB = 1024 * 1024
 
@@ -92,10 +92,7 @@ class StateResult:
 
     def longest_delay(self) -> str:
         """The bucket of the longest probe delay (a histogram keeps no maximum)."""
-        total = self.loop_delay[math.inf]
-        bounds = sorted(self.loop_delay)
-        upper = next(le for le in bounds if self.loop_delay[le] == total)
-        lower = max((le for le in bounds if le < upper), default=0.0)
+        lower, upper = bucket_holding(self.loop_delay, 1.0)
         return f"over {lower:g} s" if upper == math.inf else f"{lower:g}-{upper:g} s"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -28,6 +29,16 @@ EMBEDDED_BROKER_ENV = {
     "CRM_BROKER_REBALANCE_TIMEOUT_S": "3",
     "CRM_PRODUCER_MAX_BATCH_BYTES": "1",
 }
+
+
+def bucket_holding(buckets: dict[float, float], share: float) -> tuple[float, float]:
+    """The (lower, upper) bounds of the cumulative histogram bucket (:meth:`WorkerProcess.
+    buckets`) that holds ``share`` of its observations: a histogram keeps no quantile."""
+    total = buckets.get(math.inf, 0.0)
+    bounds = sorted(buckets)
+    upper = next(le for le in bounds if buckets[le] >= share * total)
+    lower = max((le for le in bounds if le < upper), default=0.0)
+    return lower, upper
 
 
 class WorkerProcess:
@@ -90,9 +101,13 @@ class WorkerProcess:
         return sum(sample.value for sample in self.samples(name, **labels))
 
     def buckets(self, name: str, **labels: str) -> dict[float, float]:
-        """The cumulative buckets of histogram ``name`` whose labels include ``labels``
-        (upper bound: count), one scrape."""
-        return {float(s.labels["le"]): s.value for s in self.samples(f"{name}_bucket", **labels)}
+        """The cumulative buckets of histogram ``name`` (upper bound: count), summed over
+        its series whose labels include ``labels``, as :meth:`metric` sums; one scrape."""
+        buckets: dict[float, float] = {}
+        for sample in self.samples(f"{name}_bucket", **labels):
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
+        return buckets
 
     def wait_metric(
         self,
